@@ -1,0 +1,3 @@
+/* placeholder replaced by the CLI below */
+#include "core/core.h"
+int main(void) { return 0; }
