@@ -57,27 +57,38 @@ all: lib cli
 lib: $(BUILD)/libewald.a $(BUILD)/libewald.so
 cli: $(BUILD)/ewald
 
+ifeq ($(V),1)
+  Q :=
+else
+  Q := @
+endif
+
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libewald.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/libewald.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) -shared -o $@ $^ $(LDLIBS)
 
 $(BUILD)/ewald: $(CLI_OBJ) $(BUILD)/libewald.a
-	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libewald.a $(LDLIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libewald.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libewald.a
+# Tests link the library plus the CLI's option/config framework (cli.o).
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libewald.a $(BUILD)/src/cli/cli.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libewald.a $(LDLIBS) -lcmocka
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/src/cli/cli.o $(BUILD)/libewald.a $(LDLIBS) -lcmocka
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libewald.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ibench -o $@ $< $(BUILD)/libewald.a $(LDLIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) -Ibench -o $@ $< $(BUILD)/libewald.a $(LDLIBS)
 
 tests: $(TEST_BIN) cli
 benches: $(BENCH_BIN) cli

@@ -30,7 +30,11 @@ ew_status_t ew_fail_context(ew_status_t code, const char *fmt, ...)
     va_end(ap);
     if (n < 0) n = 0;
     size_t used = (size_t)n < sizeof errmsg ? (size_t)n : sizeof errmsg - 1;
-    snprintf(errmsg + used, sizeof errmsg - used, ": %s", old);
+    /* Append ": old", truncating silently at the buffer's end. */
+    const char *sep = ": ";
+    for (const char *q = sep; *q && used + 1 < sizeof errmsg; q++) errmsg[used++] = *q;
+    for (const char *q = old; *q && used + 1 < sizeof errmsg; q++) errmsg[used++] = *q;
+    errmsg[used] = '\0';
     return code;
 }
 
