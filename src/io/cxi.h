@@ -26,6 +26,10 @@
  * r = ((ix - cx) px, (iy - cy) py, D) with (cx, cy) the beam centre in
  * pixels; ew_cxi_geometry_flat_s() computes that. Images are row-major,
  * iy (slow) then ix (fast).
+ *
+ * Threads: the serial HDF5 library is not thread-safe; call the writer and
+ * reader functions from one thread at a time (read slices, then process
+ * them in parallel).
  */
 #ifndef EW_IO_CXI_H
 #define EW_IO_CXI_H
