@@ -1,5 +1,6 @@
 /* ewald eval module: the public header.
  *
+ * align.h    volume alignment: rotation, hand, translation (densities)
  * fsc.h      Fourier shell correlation (densities, complex volumes,
  *            intensities via sqrt(I)), shell curves, resolution crossings,
  *            text tables
@@ -9,6 +10,7 @@
 #ifndef EW_EVAL_EVAL_H
 #define EW_EVAL_EVAL_H
 
+#include "eval/align.h"
 #include "eval/fsc.h"
 #include "eval/orient.h"
 #include "eval/prtf.h"
