@@ -81,9 +81,10 @@ void ew_align_apply(const ew_align_result_t *res, const float *mov, int n, float
 
 /* ---- centred reciprocal volumes: shells, downsampling ---- */
 
-/* Subtract each shell's mean and divide by its standard deviation
- * (non-finite voxels are left out of the statistics and stay as they are). */
-static ew_status_t shell_normalize(float *v, int n)
+/* Subtract each shell's mean and (scale = 1) divide by its standard
+ * deviation (non-finite voxels are left out of the statistics and stay as
+ * they are). */
+static ew_status_t shell_normalize(float *v, int n, int scale)
 {
     const int c = n / 2;
     int ns = (int)ceil(sqrt(3.0) * c) + 2;
@@ -114,7 +115,7 @@ static ew_status_t shell_normalize(float *v, int n)
         if (s2[j] > smax) smax = s2[j];
     }
     /* shells with (almost) no variation carry rounding noise only: zero them */
-    for (int j = 0; j < ns; j++) s2[j] = s2[j] > 1e-6 * smax ? 1.0 / s2[j] : 0.0;
+    for (int j = 0; j < ns; j++) s2[j] = !scale ? 1.0 : s2[j] > 1e-6 * smax ? 1.0 / s2[j] : 0.0;
     for (int z = 0; z < n; z++)
         for (int y = 0; y < n; y++)
             for (int x = 0; x < n; x++) {
@@ -146,14 +147,19 @@ static void downsample(const float *v, int n, int m, float *out)
             }
 }
 
-/* ---- intensity matcher: Pearson over a shell range of the reference ---- */
+/* ---- intensity matcher: Pearson over a shell range of the reference ----
+ * The shell range is symmetric about the centre, so its voxels are kept in
+ * pairs (u, -u): one pass of samples b(+-u) = B(+-M u) gives the scores of
+ * both hands (M and -M). A centrosymmetric moving volume (amplitudes) has
+ * b(-u) = b(u) on the symmetric grid, and only b(u) is sampled. */
 
 typedef struct {
     int n;
+    int symmetric;  /* the moving volume is centrosymmetric */
     const float *mov;
-    size_t nv;
-    float *u;  /* (nv, 3) offsets (x, y, z) from the centre */
-    float *a;  /* (nv) reference values, zero mean, unit norm */
+    size_t np;      /* pairs */
+    float *u;       /* (np, 3) offsets (x, y, z) of the first voxel of each pair */
+    float *a;       /* (np, 2) reference values at +u and -u, zero mean, unit norm */
 } matcher_t;
 
 static void matcher_free(matcher_t *mt)
@@ -163,10 +169,15 @@ static void matcher_free(matcher_t *mt)
     memset(mt, 0, sizeof *mt);
 }
 
-static ew_status_t matcher_init(matcher_t *mt, const float *ref, const float *mov, int n, double r0, double r1)
+/* Pairs of voxels with r0 <= r <= r1 (r0 >= 0.5 leaves the centre out)
+ * where the reference is finite at both. */
+static ew_status_t matcher_init(matcher_t *mt, const float *ref, const float *mov, int n, double r0, double r1,
+                                int symmetric)
 {
     memset(mt, 0, sizeof *mt);
     const int c = n / 2;
+    if (r0 < 0.5) r0 = 0.5;
+    if (r1 > c - 1.01) r1 = c - 1.01; /* rotated samples stay inside the grid */
     size_t cnt = 0;
     for (int pass = 0; pass < 2; pass++) {
         double sum = 0.0;
@@ -174,55 +185,92 @@ static ew_status_t matcher_init(matcher_t *mt, const float *ref, const float *mo
         for (int z = 0; z < n; z++)
             for (int y = 0; y < n; y++)
                 for (int x = 0; x < n; x++) {
-                    double r = sqrt((double)(x - c) * (x - c) + (y - c) * (y - c) + (z - c) * (z - c));
-                    float val = ref[((size_t)z * n + y) * n + x];
-                    if (r < r0 || r > r1 || !isfinite(val)) continue;
+                    int ux = x - c, uy = y - c, uz = z - c;
+                    /* the first of each pair: z > 0, or z = 0 and y > 0, or z = y = 0 and x > 0 */
+                    if (!(uz > 0 || (uz == 0 && (uy > 0 || (uy == 0 && ux > 0))))) continue;
+                    double r = sqrt((double)ux * ux + (double)uy * uy + (double)uz * uz);
+                    if (r < r0 || r > r1 || c - ux < 0 || c - uy < 0 || c - uz < 0) continue;
+                    float vp = ref[((size_t)z * n + y) * n + x];
+                    float vm = ref[((size_t)(c - uz) * n + (size_t)(c - uy)) * n + (size_t)(c - ux)];
+                    if (!isfinite(vp) || !isfinite(vm)) continue;
                     if (pass == 1) {
-                        mt->u[3 * cnt] = (float)(x - c);
-                        mt->u[3 * cnt + 1] = (float)(y - c);
-                        mt->u[3 * cnt + 2] = (float)(z - c);
-                        mt->a[cnt] = val;
-                        sum += val;
+                        mt->u[3 * cnt] = (float)ux;
+                        mt->u[3 * cnt + 1] = (float)uy;
+                        mt->u[3 * cnt + 2] = (float)uz;
+                        mt->a[2 * cnt] = vp;
+                        mt->a[2 * cnt + 1] = vm;
+                        sum += (double)vp + vm;
                     }
                     cnt++;
                 }
         if (pass == 0) {
             if (cnt < 8)
-                return ew_fail(EW_ERR_ARG, "volume alignment: only %zu voxels in the q-range [%g, %g] voxels", cnt,
-                               r0, r1);
+                return ew_fail(EW_ERR_ARG, "volume alignment: only %zu voxel pairs in the q-range [%g, %g] voxels",
+                               cnt, r0, r1);
             mt->u = ew_alloc_array(cnt, 3 * sizeof *mt->u);
-            mt->a = ew_alloc_array(cnt, sizeof *mt->a);
+            mt->a = ew_alloc_array(cnt, 2 * sizeof *mt->a);
             if (!mt->u || !mt->a) {
                 matcher_free(mt);
                 return EW_ERR_NOMEM;
             }
         } else {
-            double mean = sum / cnt, ss = 0.0;
-            for (size_t i = 0; i < cnt; i++) ss += (mt->a[i] - mean) * (mt->a[i] - mean);
+            double mean = sum / (2.0 * cnt), ss = 0.0;
+            for (size_t i = 0; i < 2 * cnt; i++) ss += (mt->a[i] - mean) * (mt->a[i] - mean);
             double inv = ss > 0 ? 1.0 / sqrt(ss) : 0.0;
-            for (size_t i = 0; i < cnt; i++) mt->a[i] = (float)((mt->a[i] - mean) * inv);
+            for (size_t i = 0; i < 2 * cnt; i++) mt->a[i] = (float)((mt->a[i] - mean) * inv);
         }
     }
-    mt->nv = cnt;
+    mt->np = cnt;
     mt->n = n;
     mt->mov = mov;
+    mt->symmetric = symmetric;
     return EW_OK;
+}
+
+/* Trilinear interpolation at a point known to lie in [0, n - 1)^3. */
+static inline float trilinear_in(const float *v, int n, float x, float y, float z)
+{
+    int ix = (int)x, iy = (int)y, iz = (int)z;
+    float fx = x - ix, fy = y - iy, fz = z - iz;
+    size_t s1 = (size_t)n, s2 = (size_t)n * n;
+    const float *p = v + (size_t)iz * s2 + (size_t)iy * s1 + ix;
+    float c00 = p[0] + fx * (p[1] - p[0]);
+    float c01 = p[s1] + fx * (p[s1 + 1] - p[s1]);
+    float c10 = p[s2] + fx * (p[s2 + 1] - p[s2]);
+    float c11 = p[s2 + s1] + fx * (p[s2 + s1 + 1] - p[s2 + s1]);
+    float c0 = c00 + fy * (c01 - c00), c1 = c10 + fy * (c11 - c10);
+    return c0 + fz * (c1 - c0);
+}
+
+/* Pearson scores of sampling matrices m (out[0]) and -m (out[1]); m must be
+ * orthogonal (|m u| = |u| keeps every sample inside the grid). */
+static void matcher_score2(const matcher_t *mt, const double m[9], double out[2])
+{
+    const float c = (float)(mt->n / 2);
+    double sb = 0.0, sbb = 0.0, s0 = 0.0, s1 = 0.0;
+    for (size_t i = 0; i < mt->np; i++) {
+        double ux = mt->u[3 * i], uy = mt->u[3 * i + 1], uz = mt->u[3 * i + 2];
+        float px = (float)(m[0] * ux + m[1] * uy + m[2] * uz), py = (float)(m[3] * ux + m[4] * uy + m[5] * uz),
+              pz = (float)(m[6] * ux + m[7] * uy + m[8] * uz);
+        double bp = trilinear_in(mt->mov, mt->n, c + px, c + py, c + pz);
+        double bm = mt->symmetric ? bp : trilinear_in(mt->mov, mt->n, c - px, c - py, c - pz);
+        double ap = mt->a[2 * i], am = mt->a[2 * i + 1];
+        sb += bp + bm;
+        sbb += bp * bp + bm * bm;
+        s0 += ap * bp + am * bm;
+        s1 += ap * bm + am * bp;
+    }
+    double var = sbb - sb * sb / (2.0 * (double)mt->np);
+    double inv = var > 0.0 ? 1.0 / sqrt(var) : 0.0;
+    out[0] = s0 * inv;
+    out[1] = s1 * inv;
 }
 
 static double matcher_score(const matcher_t *mt, const double m[9])
 {
-    const double c = mt->n / 2;
-    double sb = 0.0, sbb = 0.0, sab = 0.0;
-    for (size_t i = 0; i < mt->nv; i++) {
-        double ux = mt->u[3 * i], uy = mt->u[3 * i + 1], uz = mt->u[3 * i + 2];
-        double b = trilinear(mt->mov, mt->n, m[0] * ux + m[1] * uy + m[2] * uz + c,
-                             m[3] * ux + m[4] * uy + m[5] * uz + c, m[6] * ux + m[7] * uy + m[8] * uz + c);
-        sb += b;
-        sbb += b * b;
-        sab += mt->a[i] * b;
-    }
-    double var = sbb - sb * sb / (double)mt->nv;
-    return var > 0.0 ? sab / sqrt(var) : 0.0;
+    double s[2];
+    matcher_score2(mt, m, s);
+    return s[0];
 }
 
 /* ---- density scorer: band-passed Pearson maximised over translations ---- */
@@ -504,12 +552,12 @@ static int top_candidates(const ew_rotgrid_t *g, const double *scores, int k, do
 static void coarse_scores(const matcher_t *mt, const ew_rotgrid_t *g, int nhand, double *scores)
 {
 #pragma omp parallel for schedule(dynamic, 8)
-    for (size_t i = 0; i < g->n; i++)
-        for (int h = 0; h < nhand; h++) {
-            double m[9];
-            ew_align_matrix(g->quat[i], h, m);
-            scores[(size_t)h * g->n + i] = matcher_score(mt, m);
-        }
+    for (size_t i = 0; i < g->n; i++) {
+        double m[9], sc[2];
+        ew_align_matrix(g->quat[i], 0, m);
+        matcher_score2(mt, m, sc);
+        for (int h = 0; h < nhand; h++) scores[(size_t)h * g->n + i] = sc[h];
+    }
 }
 
 /* A centred amplitude volume |F| (n^3) from a real-to-complex spectrum. */
@@ -601,23 +649,23 @@ static ew_status_t align_intensity(const float *ref, const float *mov, int n, co
      * voxels that touch them) */
     for (size_t i = 0; i < nv; i++)
         if (!isfinite(ref[i])) a[i] = NAN;
-    if (o->shell_normalize && ((st = shell_normalize(a, n)) != EW_OK || (st = shell_normalize(b, n)) != EW_OK))
+    if (o->shell_normalize && ((st = shell_normalize(a, n, 1)) != EW_OK || (st = shell_normalize(b, n, 1)) != EW_OK))
         goto done;
     if (m < n) {
         downsample(a, n, m, ac);
         downsample(b, n, m, bc);
         if (o->shell_normalize &&
-            ((st = shell_normalize(ac, m)) != EW_OK || (st = shell_normalize(bc, m)) != EW_OK))
+            ((st = shell_normalize(ac, m, 1)) != EW_OK || (st = shell_normalize(bc, m, 1)) != EW_OK))
             goto done;
     } else {
         memcpy(ac, a, nv * sizeof *a);
         memcpy(bc, b, nv * sizeof *b);
     }
     double r0c = o->rmin * cm, r1c = fmin(o->rmax * cm, cm - 1.0);
-    if ((st = matcher_init(&mc, ac, bc, m, r0c, r1c)) != EW_OK) goto done;
+    if ((st = matcher_init(&mc, ac, bc, m, r0c, r1c, 0)) != EW_OK) goto done;
     coarse_scores(&mc, g, nhand, scores);
     double r0 = o->rmin * c, r1 = fmin(o->rmax * c, c - 1.0);
-    if ((st = matcher_init(&mf, a, b, n, r0, r1)) != EW_OK) goto done;
+    if ((st = matcher_init(&mf, a, b, n, r0, r1, 0)) != EW_OK) goto done;
     double best_score[2] = {-INFINITY, -INFINITY};
     ew_quat_t best_q[2] = {{1, 0, 0, 0}, {1, 0, 0, 0}};
     for (int h = 0; h < nhand; h++) {
@@ -700,9 +748,9 @@ static ew_status_t align_density(const float *ref, const float *mov, int n, cons
         memcpy(ac, amp_a, nv * sizeof *ac);
         memcpy(bc, amp_b, nv * sizeof *bc);
     }
-    if (o->shell_normalize && ((st = shell_normalize(ac, m)) != EW_OK || (st = shell_normalize(bc, m)) != EW_OK))
+    if (o->shell_normalize && ((st = shell_normalize(ac, m, 0)) != EW_OK || (st = shell_normalize(bc, m, 0)) != EW_OK))
         goto done;
-    if ((st = matcher_init(&mt, ac, bc, m, o->rmin * cm, fmin(o->rmax * cm, cm - 1.0))) != EW_OK) goto done;
+    if ((st = matcher_init(&mt, ac, bc, m, o->rmin * cm, fmin(o->rmax * cm, cm - 1.0), 1)) != EW_OK) goto done;
     coarse_scores(&mt, g, 1, scores);
     int ncand = top_candidates(g, scores, o->ncandidates, 2.0 * g->spacing, cand);
     /* (2) both hands of each candidate on Fourier-cropped maps, with translation */
@@ -812,11 +860,11 @@ ew_status_t ew_align_score(ew_align_kind_t kind, const float *ref, const float *
         for (size_t i = 0; i < nv; i++)
             if (!isfinite(ref[i])) a[i] = NAN;
         if (o.shell_normalize) {
-            if ((st = shell_normalize(a, n)) == EW_OK) st = shell_normalize(b, n);
+            if ((st = shell_normalize(a, n, 1)) == EW_OK) st = shell_normalize(b, n, 1);
         }
         matcher_t mt;
         const double c = n / 2;
-        if (st == EW_OK && (st = matcher_init(&mt, a, b, n, o.rmin * c, fmin(o.rmax * c, c - 1.0))) == EW_OK) {
+        if (st == EW_OK && (st = matcher_init(&mt, a, b, n, o.rmin * c, fmin(o.rmax * c, c - 1.0), 0)) == EW_OK) {
             *score = matcher_score(&mt, m);
             matcher_free(&mt);
         }

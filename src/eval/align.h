@@ -36,7 +36,9 @@
  * resampled over the same q-range (average of 8 trilinear samples per coarse
  * voxel); densities are searched on their Fourier amplitudes |F| (which do
  * not depend on the translation, and which cannot tell the hands apart),
- * resampled the same way. (2) The ncandidates best coarse rotations per
+ * resampled the same way (with shell_normalize, only each shell's mean is
+ * subtracted there: dividing by the shell's spread would give the faint,
+ * rounding-limited high-q amplitudes of a smooth map full weight). (2) The ncandidates best coarse rotations per
  * hand (suppressing neighbours within 2 grid spacings) are refined by a
  * pattern search on the coarse copies (densities: with the translation, on
  * Fourier-cropped maps, for both hands), (3) the best of each hand is
