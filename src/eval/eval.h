@@ -4,6 +4,7 @@
  * fsc.h      Fourier shell correlation (densities, complex volumes,
  *            intensities via sqrt(I)), shell curves, resolution crossings,
  *            text tables
+ * imstats.h  image power spectra, pixel histograms, distances between sets
  * orient.h   orientation error after the best global rotation and hand
  * prtf.h     phase-retrieval transfer function and its 1/e resolution
  */
@@ -12,6 +13,7 @@
 
 #include "eval/align.h"
 #include "eval/fsc.h"
+#include "eval/imstats.h"
 #include "eval/orient.h"
 #include "eval/prtf.h"
 
