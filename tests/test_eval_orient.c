@@ -87,7 +87,7 @@ static void test_constant_rotation_zero(void **state)
 static void test_noise_and_outliers(void **state)
 {
     (void)state;
-    const size_t n = 4000;
+    const size_t n = 6000; /* above the OpenMP threshold */
     const double sigma = 2.0 * EW_PI / 180;
     ew_quat_t *qt = malloc(n * sizeof *qt), *qp = malloc(n * sizeof *qp);
     ew_quat_t g = rq(8, 1);

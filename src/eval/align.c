@@ -758,7 +758,10 @@ static ew_status_t align_density(const float *ref, const float *mov, int n, cons
     fourier_crop(fb, n, m, cmb, mb, pcm);
     const double half = n / 2.0;
     double r0c = o->rmin * half, r1c = fmin(o->rmax * half, m / 2.0 - 1.0);
-    if (r1c <= r0c) r1c = m / 2.0 - 1.0;
+    if (r1c <= r0c + 1.0) { /* the q-range lies above the coarse maps' band: use their whole band */
+        r0c = 0.5;
+        r1c = m / 2.0 - 1.0;
+    }
     if ((st = dscorer_init(&dc, ma, mb, m, r0c, r1c)) != EW_OK) goto done;
     if ((st = dscorer_init(&df, a, b, n, o->rmin * half, o->rmax * half)) != EW_OK) goto done;
     double best_score[2] = {-INFINITY, -INFINITY}, best_t[2][3] = {{0}};

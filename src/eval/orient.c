@@ -128,17 +128,20 @@ static double fit_hand(const ew_quat_t *qt, const ew_quat_t *qp, size_t n, int h
             if (it < 3) g = ew_quat_mean(d, NULL, n);
         }
         /* Weiszfeld step towards the geometric median */
-        double step[3] = {0, 0, 0}, wsum = 0.0;
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, wsum = 0.0;
+        const ew_quat_t gc = ew_quat_conj(g);
+#pragma omp parallel for reduction(+ : s0, s1, s2, wsum) schedule(static) if (n > 4096)
         for (size_t i = 0; i < n; i++) {
             double v[3];
-            quat_log(ew_quat_mul(ew_quat_conj(g), d[i]), v);
+            quat_log(ew_quat_mul(gc, d[i]), v);
             double a = sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
             double w = 1.0 / (a > 1e-12 ? a : 1e-12);
-            wbuf[i] = w;
             wsum += w;
-            for (int k = 0; k < 3; k++) step[k] += w * v[k];
+            s0 += w * v[0];
+            s1 += w * v[1];
+            s2 += w * v[2];
         }
-        for (int k = 0; k < 3; k++) step[k] /= wsum;
+        double step[3] = {s0 / wsum, s1 / wsum, s2 / wsum};
         g = ew_quat_normalize(ew_quat_mul(g, quat_exp(step)));
         if (sqrt(step[0] * step[0] + step[1] * step[1] + step[2] * step[2]) < 1e-13) break;
     }
