@@ -66,7 +66,7 @@ ew_status_t ew_cxi_geometry_alloc(ew_cxi_geometry_t *g, int width, int height, i
  * polarized along x, 1 - (r_x/|r|)^2). EW_ERR_ARG on non-positive sizes. */
 ew_status_t ew_cxi_geometry_flat_s(ew_cxi_geometry_t *g);
 
-/* Deep copy (dst is overwritten). */
+/* Deep copy (dst is overwritten; on error dst is left empty). */
 ew_status_t ew_cxi_geometry_copy(ew_cxi_geometry_t *dst, const ew_cxi_geometry_t *src);
 
 /* Free the arrays (g may be NULL); g is left empty. */
