@@ -53,6 +53,16 @@ static void test_fsc_self(void **state)
     assert_ok(ew_fsc_intensity(a2, b, n, 0.01, 2.0, &f));
     assert_int_equal(f.nshell, 9);
     for (int j = 0; j < f.nshell; j++) assert_close(f.value[j], 1.0, 0, 1e-9);
+    /* negative (unmeasured) and non-finite voxels are skipped */
+    double cnt_before = f.count[3];
+    ew_shell_curve_free(&f);
+    for (size_t i = 0; i < nv; i += 7) b[i] = -1.0f;
+    b[1] = NAN;
+    assert_ok(ew_fsc_intensity(a2, b, n, 0.01, 2.0, &f));
+    assert_close(f.count[0], 0, 0, 0); /* the centre voxel is one of them: an empty shell reads 0 */
+    assert_close(f.value[0], 0, 0, 0);
+    for (int j = 1; j < f.nshell; j++) assert_close(f.value[j], 1.0, 0, 1e-9);
+    assert_true(f.count[3] < cnt_before);
     ew_shell_curve_free(&c);
     ew_shell_curve_free(&d);
     ew_shell_curve_free(&e);

@@ -44,9 +44,10 @@ ew_status_t ew_fsc_density(const float *a, const float *b, int n, double apix, d
 ew_status_t ew_fsc_fourier(const float *fa, const float *fb, int n, double ds, double shell_width,
                            ew_shell_curve_t *out);
 
-/* FSC of two centred intensity volumes, computed on sqrt(max(I, 0)) (the
+/* FSC of two centred intensity volumes, computed on sqrt(I) (the
  * self-supervised XFEL reference code's convention); voxels where either
- * volume is not finite or negative-flagged (< 0) are skipped. Errors as above. */
+ * volume is negative (the usual flag of an unmeasured voxel) or not finite
+ * are skipped. Errors as above. */
 ew_status_t ew_fsc_intensity(const float *ia, const float *ib, int n, double ds, double shell_width,
                              ew_shell_curve_t *out);
 
