@@ -18,6 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+FILE *popen(const char *command, const char *type);
+int pclose(FILE *stream);
+
 #include <cmocka.h>
 
 /* assert |a - b| <= atol + rtol * |b|, printing both values on failure. */
@@ -48,16 +51,43 @@ static inline const char *ew_test_data(const char *rel)
     return access(path, R_OK) == 0 ? path : NULL;
 }
 
-/* A per-process scratch directory (created on first use). */
+static char ew_test_dir_[256];
+
+/* Remove the scratch directory and its files (registered with atexit;
+ * set EWALD_KEEP_TMP=1 to keep them for inspection). */
+static inline void ew_test_tmpdir_remove_(void)
+{
+    if (!ew_test_dir_[0] || getenv("EWALD_KEEP_TMP")) return;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", ew_test_dir_);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", ew_test_dir_);
+}
+
+/* A per-process scratch directory (created on first use, removed at exit). */
 static inline const char *ew_test_tmpdir(void)
 {
-    static char dir[256];
-    if (!dir[0]) {
+    if (!ew_test_dir_[0]) {
         const char *base = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/ewald-test-%ld", base ? base : "/tmp", (long)getpid());
-        mkdir(dir, 0755);
+        snprintf(ew_test_dir_, sizeof ew_test_dir_, "%s/ewald-test-%ld", base ? base : "/tmp", (long)getpid());
+        mkdir(ew_test_dir_, 0755);
+        atexit(ew_test_tmpdir_remove_);
     }
-    return dir;
+    return ew_test_dir_;
+}
+
+/* Number of leftover temporaries ("*.tmp.*", see ew_temp_name) in the
+ * scratch directory: writers must leave none, on success or failure. */
+static inline int ew_test_count_temporaries(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -c '\\.tmp\\.'", ew_test_tmpdir());
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p) {
+        if (fscanf(p, "%d", &n) != 1) n = -1;
+        pclose(p);
+    }
+    return n;
 }
 
 /* Join the scratch directory and a file name (static buffer, one at a time). */

@@ -141,7 +141,12 @@ char *ew_temp_name(const char *path)
         ew_fail(EW_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    snprintf(t, n, "%s.tmp.%ld", path, (long)getpid());
+    /* pid + a per-process counter: two writers to one path never collide. */
+    static unsigned long counter;
+    unsigned long k;
+#pragma omp atomic capture
+    k = counter++;
+    snprintf(t, n, "%s.tmp.%ld.%lu", path, (long)getpid(), k);
     return t;
 }
 

@@ -57,7 +57,7 @@ void ew_progress_status(ew_progress_t *p, const char *fmt, ...) __attribute__((f
 /* Draw the final state with the total time, end the line and free. */
 void ew_progress_finish(ew_progress_t *p);
 
-/* Atomic file output: write to "<path>.tmp.<pid>", then rename over path.
+/* Atomic file output: write to "<path>.tmp.<pid>.<k>", then rename over path.
  * ew_atomic_open returns the temporary FILE* and its name (caller frees
  * tmpname with free()); ew_atomic_commit closes, checks for write errors
  * and renames; ew_atomic_abort closes and deletes the temporary. */
@@ -66,7 +66,8 @@ ew_status_t ew_atomic_commit(FILE *fp, char *tmpname, const char *path);
 void ew_atomic_abort(FILE *fp, char *tmpname);
 
 /* A temporary name beside path, for writers that create files through
- * other libraries (HDF5, libpng): "<path>.tmp.<pid>". Caller frees. */
+ * other libraries (HDF5, libpng): "<path>.tmp.<pid>.<k>", k counting the
+ * names made by this process. Caller frees. */
 char *ew_temp_name(const char *path);
 /* Rename tmpname to path (removing tmpname on failure); frees tmpname. */
 ew_status_t ew_commit_rename(char *tmpname, const char *path);

@@ -6,8 +6,10 @@
  * scattering vector s is seen in the particle's frame at R^T s. Matrices
  * are double[9], row-major (m[3*i + j] = R_ij). Composition follows the
  * matrices: ew_quat_mul(a, b) is the rotation "b first, then a", with
- * R(a*b) = R(a) R(b). q and -q are the same rotation; functions that
- * return a quaternion return the one with w >= 0.
+ * R(a*b) = R(a) R(b). q and -q are the same rotation: conversions,
+ * random rotations and grids return the one with w >= 0; the algebraic
+ * operations (ew_quat_mul, ew_quat_conj, ew_quat_normalize) return the
+ * plain algebraic result, whose w may be negative.
  *
  * Angles are radians unless a name says deg.
  */
