@@ -4,6 +4,8 @@
  * refinement, checkpoint/resume, guard rails and the sparse helpers. */
 #include "testutil.h"
 
+#include "eval/fsc.h"
+#include "eval/orient.h"
 #include "recon/emc.h"
 
 #define TPI 3.14159265358979323846
@@ -18,12 +20,6 @@ static void q2m(ew_quat_t q, double m[9])
     m[6] = 2 * (x * z - w * y), m[7] = 2 * (y * z + w * x), m[8] = w * w - x * x - y * y + z * z;
 }
 
-static ew_quat_t qmul(ew_quat_t a, ew_quat_t b)
-{
-    return (ew_quat_t){a.w * b.w - a.x * b.x - a.y * b.y - a.z * b.z, a.w * b.x + a.x * b.w + a.y * b.z - a.z * b.y,
-                       a.w * b.y - a.x * b.z + a.y * b.w + a.z * b.x, a.w * b.z + a.x * b.y - a.y * b.x + a.z * b.w};
-}
-static ew_quat_t qconj(ew_quat_t a) { return (ew_quat_t){a.w, -a.x, -a.y, -a.z}; }
 static double qangle(ew_quat_t a, ew_quat_t b)
 {
     double d = fabs(a.w * b.w + a.x * b.x + a.y * b.y + a.z * b.z);
@@ -215,90 +211,6 @@ static void sim_free(sim_t *S)
     ew_emc_sparse_free(&S->sp);
 }
 
-/* Global alignment G (est = true * G) by a vote among G_d = conj(q_d) q'_d
- * and a chordal mean of the inliers; returns the median orientation error.
- * A centrosymmetric intensity seen on a (nearly flat) Ewald slice gives the
- * same pattern at R and at Rz(pi) R (s -> -s in the detector plane), so each
- * pattern's error is the smaller of the two (as in the EMC literature). */
-static double align(const sim_t *S, const ew_rotgrid_t *g, const int32_t *best, ew_quat_t *G)
-{
-    size_t N = S->N;
-    const ew_quat_t qz = {0, 0, 0, 1};
-    ew_quat_t *gd = malloc(2 * N * sizeof *gd);
-    for (size_t d = 0; d < N; d++) {
-        ew_quat_t qe = g->quat[best[d] >= 0 ? best[d] : 0];
-        gd[2 * d] = qmul(qconj(S->qtrue[d]), qe);
-        gd[2 * d + 1] = qmul(qconj(qmul(qz, S->qtrue[d])), qe);
-    }
-    size_t bestc = 0, bi = 0;
-    for (size_t i = 0; i < 2 * N; i += 3) {
-        size_t c = 0;
-        for (size_t j = 0; j < N; j++)
-            c += qangle(gd[i], gd[2 * j]) < 2 * g->spacing || qangle(gd[i], gd[2 * j + 1]) < 2 * g->spacing;
-        if (c > bestc) bestc = c, bi = i;
-    }
-    ew_quat_t m = {0, 0, 0, 0};
-    for (size_t j = 0; j < 2 * N; j++) {
-        if (qangle(gd[bi], gd[j]) >= 2 * g->spacing) continue;
-        double sg = gd[bi].w * gd[j].w + gd[bi].x * gd[j].x + gd[bi].y * gd[j].y + gd[bi].z * gd[j].z < 0 ? -1 : 1;
-        m.w += sg * gd[j].w, m.x += sg * gd[j].x, m.y += sg * gd[j].y, m.z += sg * gd[j].z;
-    }
-    double nm = sqrt(m.w * m.w + m.x * m.x + m.y * m.y + m.z * m.z);
-    m.w /= nm, m.x /= nm, m.y /= nm, m.z /= nm;
-    *G = m;
-    double *err = malloc(N * sizeof *err);
-    for (size_t d = 0; d < N; d++) {
-        double a = qangle(gd[2 * d], m), b = qangle(gd[2 * d + 1], m);
-        err[d] = a < b ? a : b;
-    }
-    for (size_t i = 1; i < N; i++)
-        for (size_t j = i; j > 0 && err[j - 1] > err[j]; j--) {
-            double t = err[j];
-            err[j] = err[j - 1], err[j - 1] = t;
-        }
-    double med = err[N / 2];
-    if (getenv("EMC_DEBUG"))
-        printf("  err quantiles deg: %.1f %.1f %.1f %.1f %.1f, inliers %zu / %zu\n", err[N / 10] * 57.3,
-               err[N / 4] * 57.3, med * 57.3, err[3 * N / 4] * 57.3, err[9 * N / 10] * 57.3, bestc, N);
-    free(err);
-    free(gd);
-    return med;
-}
-
-/* Pearson correlation of the model and the aligned truth in voxel shells
- * (1-voxel wide, radius 1 .. rmax); returns the fraction of shells >= cmin
- * and the overall correlation in *ctot. */
-static double shell_corr(const sim_t *S, const ew_rvol_t *m, ew_quat_t G, double rmax, double cmin, double *ctot)
-{
-    int n = m->n, c = n / 2, nsh = (int)rmax;
-    double Gm[9];
-    q2m(G, Gm);
-    double sa[64] = {0}, sb[64] = {0}, sab[64] = {0}, saa[64] = {0}, sbb[64] = {0}, cnt[64] = {0};
-    double A = 0, B = 0, AB = 0, AA = 0, BB = 0, C = 0;
-    for (int z = 0; z < n; z++)
-        for (int y = 0; y < n; y++)
-            for (int x = 0; x < n; x++) {
-                double v[3] = {x - c, y - c, z - c}, gv[3];
-                double r = sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
-                int sh = (int)floor(r + 0.5);
-                if (sh < 1 || sh > nsh) continue;
-                for (int k = 0; k < 3; k++) gv[k] = Gm[3 * k] * v[0] + Gm[3 * k + 1] * v[1] + Gm[3 * k + 2] * v[2];
-                double a = m->data[((size_t)z * n + y) * n + x], b = truth_at(&S->truth, gv);
-                sa[sh] += a, sb[sh] += b, sab[sh] += a * b, saa[sh] += a * a, sbb[sh] += b * b, cnt[sh]++;
-                A += a, B += b, AB += a * b, AA += a * a, BB += b * b, C++;
-            }
-    int good = 0;
-    for (int sh = 1; sh <= nsh; sh++) {
-        double k = cnt[sh];
-        double cov = sab[sh] - sa[sh] * sb[sh] / k, va = saa[sh] - sa[sh] * sa[sh] / k,
-               vb = sbb[sh] - sb[sh] * sb[sh] / k;
-        double cc = cov / sqrt(va * vb);
-        good += cc >= cmin;
-    }
-    *ctot = (AB - A * B / C) / sqrt((AA - A * A / C) * (BB - B * B / C));
-    return (double)good / nsh;
-}
-
 /* ---------------- 1. one iteration against a brute-force oracle ---------------- */
 
 static void test_one_iteration_oracle(void **state)
@@ -469,17 +381,82 @@ static void test_one_iteration_oracle(void **state)
 
 /* ---------------- 2. reconstruction from a random start ---------------- */
 
-/* Shrunken version of the benchmark's check (bench/bench_emc.c --recon). */
+/* Fraction of shells 1 .. K (K: the shell of the detector's s_max) where the
+ * intensity FSC (eval/fsc.h) of the model against the aligned truth is
+ * >= thr. Aligned truth: V_true(G u), or V_true(M G u) for the mirror hand. */
+static double fsc_fraction(const sim_t *S, const ew_rvol_t *m, const ew_orient_err_t *oe, double smax, double thr,
+                           double *fsc_min, double *pearson)
+{
+    double A = 0, B = 0, AB = 0, AA = 0, BB = 0, C = 0, rlim = smax / m->ds;
+    int n = m->n, c = n / 2;
+    size_t n3 = (size_t)n * n * n;
+    float *tv = malloc(n3 * sizeof *tv);
+    double Gm[9];
+    q2m(oe->g, Gm);
+    for (int z = 0; z < n; z++)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++) {
+                double v[3] = {x - c, y - c, z - c}, gv[3];
+                for (int k = 0; k < 3; k++) gv[k] = Gm[3 * k] * v[0] + Gm[3 * k + 1] * v[1] + Gm[3 * k + 2] * v[2];
+                if (oe->hand == 1) gv[2] = -gv[2];
+                size_t i = ((size_t)z * n + y) * n + x;
+                tv[i] = (float)truth_at(&S->truth, gv);
+                if (v[0] * v[0] + v[1] * v[1] + v[2] * v[2] <= rlim * rlim) {
+                    double a = m->data[i], b = tv[i];
+                    A += a, B += b, AB += a * b, AA += a * a, BB += b * b, C++;
+                }
+            }
+    *pearson = (AB - A * B / C) / sqrt((AA - A * A / C) * (BB - B * B / C));
+    ew_shell_curve_t cv;
+    assert_ok(ew_fsc_intensity(m->data, tv, n, m->ds, 1.0, &cv));
+    int good = 0, tot = 0;
+    *fsc_min = 1;
+    for (int j = 1; j < cv.nshell; j++) {
+        if (cv.s[j] > smax) break;
+        tot++;
+        good += cv.value[j] >= thr;
+        if (cv.value[j] < *fsc_min) *fsc_min = cv.value[j];
+    }
+    ew_shell_curve_free(&cv);
+    free(tv);
+    return (double)good / tot;
+}
+
+static void orient_check(const sim_t *S, const ew_emc_t *e, ew_orient_err_t *oe)
+{
+    const ew_rotgrid_t *g = ew_emc_grid(e);
+    ew_quat_t *qp = malloc(S->N * sizeof *qp);
+    for (size_t d = 0; d < S->N; d++) {
+        int32_t r = ew_emc_best_rot(e)[d];
+        assert_true(r >= 0 && (size_t)r < g->n);
+        qp[d] = g->quat[r];
+    }
+    ew_orient_opts_t o;
+    ew_orient_opts_default(&o);
+    o.inplane_twin = 1; /* centrosymmetric intensity on a nearly flat detector */
+    assert_ok(ew_orient_error(S->qtrue, qp, S->N, &o, oe));
+    free(qp);
+}
+
+/* Shrunken version of the benchmark's check (bench/bench_emc.c): EMC from
+ * a random start on a 600-cell grid, intensity FSC against the aligned
+ * truth and the median orientation error against the grid's spacing. */
 static void test_reconstruct_random_start(void **state)
 {
     (void)state;
-    sim_t S;
-    int eW = getenv("EMC_W") ? atoi(getenv("EMC_W")) : 20, eN = getenv("EMC_N") ? atoi(getenv("EMC_N")) : 1500;
-    int eR = getenv("EMC_R") ? atoi(getenv("EMC_R")) : 1500, eI = getenv("EMC_I") ? atoi(getenv("EMC_I")) : 30;
+#ifdef __SANITIZE_ADDRESS__
+    /* sanitizer builds run ~15x slower: a smaller problem, same checks */
+    const int dW = 16, dN = 500, dL = 3, dI = 10, refine = 0;
+#else
+    const int dW = 16, dN = 700, dL = 3, dI = 15, refine = 1;
+#endif
+    int eW = getenv("EMC_W") ? atoi(getenv("EMC_W")) : dW, eN = getenv("EMC_N") ? atoi(getenv("EMC_N")) : dN;
+    int eL = getenv("EMC_L") ? atoi(getenv("EMC_L")) : dL, eI = getenv("EMC_I") ? atoi(getenv("EMC_I")) : dI;
     double eP = getenv("EMC_P") ? atof(getenv("EMC_P")) : 400;
+    sim_t S;
     sim_make(&S, eW, (size_t)eN, eP, 11);
     ew_rotgrid_t g;
-    grid_random(&g, (size_t)eR, 5);
+    assert_ok(ew_rotgrid_600cell(eL, &g));
     ew_emc_config_t cfg;
     ew_emc_config_default(&cfg);
     cfg.beta_start = 0.3;
@@ -492,111 +469,51 @@ static void test_reconstruct_random_start(void **state)
     assert_int_equal(ew_emc_model(e)->n, S.n);
     ew_emc_stats_t st;
     double t0 = ew_time_now();
-    if (getenv("EMC_TRUESTART")) {
-        int n = S.n, c = n / 2;
-        size_t n3 = (size_t)n * n * n;
-        float *tv = malloc(n3 * sizeof *tv);
-        double tot = 0;
-        for (size_t p = 0; p < S.npix; p++) {
-            double y[3] = {S.s[3 * p] / S.ds, S.s[3 * p + 1] / S.ds, S.s[3 * p + 2] / S.ds};
-            tot += truth_at(&S.truth, y);
-        }
-        for (int z = 0; z < n; z++)
-            for (int y = 0; y < n; y++)
-                for (int x = 0; x < n; x++) {
-                    double v[3] = {x - c, y - c, z - c};
-                    tv[((size_t)z * n + y) * n + x] = (float)(400.0 / tot * truth_at(&S.truth, v));
-                }
-        assert_ok(ew_emc_set_model(e, tv, n3));
-        free(tv);
-        assert_ok(ew_emc_iterate(e, &st));
-        ew_quat_t G0;
-        double m0 = align(&S, &g, ew_emc_best_rot(e), &G0);
-        for (size_t d = 0; d < 3; d++) {
-            size_t rt = 0;
-            double bestang = 10;
-            for (size_t r = 0; r < g.n; r++) {
-                double a1 = qangle(g.quat[r], S.qtrue[d]);
-                if (a1 < bestang) bestang = a1, rt = r;
-            }
-            double Ls[2];
-            size_t rr[2] = {rt, (size_t)ew_emc_best_rot(e)[d]};
-            for (int k = 0; k < 2; k++) {
-                double Rm[9];
-                q2m(g.quat[rr[k]], Rm);
-                double l = 0;
-                for (uint64_t h = S.sp.offset[d]; h < S.sp.offset[d + 1]; h++) {
-                    const float *sv = S.s + 3 * S.sp.pix[h];
-                    double x[3];
-                    for (int j = 0; j < 3; j++) x[j] = (Rm[j] * sv[0] + Rm[3 + j] * sv[1] + Rm[6 + j] * sv[2]) / S.ds;
-                    l += S.sp.count[h] * log(truth_at(&S.truth, x));
-                }
-                double U = 0, Kd = 0;
-                for (size_t p = 0; p < S.npix; p++) {
-                    const float *sv = S.s + 3 * p;
-                    double x[3];
-                    for (int j = 0; j < 3; j++) x[j] = (Rm[j] * sv[0] + Rm[3 + j] * sv[1] + Rm[6 + j] * sv[2]) / S.ds;
-                    U += truth_at(&S.truth, x);
-                }
-                for (uint64_t h = S.sp.offset[d]; h < S.sp.offset[d + 1]; h++) Kd += S.sp.count[h];
-                Ls[k] = l - Kd * log(U);
-            }
-            printf("  pattern %zu: nearest grid %zu (%.1f deg) L %.2f ; emc best %zu L %.2f, photons %llu\n", d, rt,
-                   bestang * 57.3, Ls[0], rr[1], Ls[1], (unsigned long long)(S.sp.offset[d + 1] - S.sp.offset[d]));
-        }
-        printf("  true start: median error %.2f deg, G0 = %.3f %.3f %.3f %.3f\n", m0 * 57.3, G0.w, G0.x, G0.y, G0.z);
-    }
     for (int it = 0; it < eI; it++) {
         assert_ok(ew_emc_iterate(e, &st));
         assert_true(isfinite(st.rms_change) && isfinite(st.mutual_info) && isfinite(st.avg_loglik));
     }
-    ew_quat_t G;
-    double med = align(&S, &g, ew_emc_best_rot(e), &G), ctot;
-    double frac = shell_corr(&S, ew_emc_model(e), G, S.n / 2 - 2, 0.8, &ctot);
-    /* scale factors against the truth */
+    ew_orient_err_t oe;
+    orient_check(&S, e, &oe);
+    double smax = 0.0101 * (eW - 1) / 2.0; /* the detector's edge along x: the q-range compared */
+    double fmin, cc, frac = fsc_fraction(&S, ew_emc_model(e), &oe, smax, 0.9, &fmin, &cc);
     double a = 0, b = 0, ab = 0, aa = 0, bb = 0;
     for (size_t d = 0; d < S.N; d++) {
         double x = ew_emc_scale(e)[d], y = S.phitrue[d];
         a += x, b += y, ab += x * y, aa += x * x, bb += y * y;
     }
     double cphi = (ab - a * b / S.N) / sqrt((aa - a * a / S.N) * (bb - b * b / S.N));
-    double *fl = malloc(S.N * sizeof *fl);
-    for (size_t d = 0; d < S.N; d++) {
-        ew_quat_t qa = qmul(S.qtrue[d], G);
-        fl[d] = 10;
-        for (size_t r = 0; r < g.n; r++)
-            if (qangle(qa, g.quat[r]) < fl[d]) fl[d] = qangle(qa, g.quat[r]);
-    }
-    for (size_t i = 1; i < S.N; i++)
-        for (size_t j = i; j > 0 && fl[j - 1] > fl[j]; j--) {
-            double t = fl[j];
-            fl[j] = fl[j - 1], fl[j - 1] = t;
-        }
-    printf("  grid quantization floor: median %.2f deg\n", fl[S.N / 2] * 57.3);
-    free(fl);
-    printf("  recon: %.1f s, median orientation error %.2f deg (grid spacing %.2f deg), shells >= 0.8: %.0f%%, "
-           "CC %.3f, scale CC %.3f, MI %.2f, confident %.2f\n",
-           ew_time_now() - t0, med * 180 / TPI, g.spacing * 180 / TPI, 100 * frac, ctot, cphi, st.mutual_info,
-           st.frac_confident);
-    assert_true(med < g.spacing);
-    assert_true(frac >= 0.8);
-    assert_true(ctot >= 0.9);
+    printf("  recon (%zu rotations, %zu patterns): %.1f s, median orientation error %.2f deg (hand %d; grid spacing "
+           "%.2f deg), FSC >= 0.9 in %.0f%% of shells (min %.3f), intensity CC %.3f, scale CC %.3f, MI %.2f, confident %.2f\n",
+           g.n, S.N, ew_time_now() - t0, oe.median_deg, oe.hand, g.spacing * 180 / TPI, 100 * frac, fmin, cc, cphi,
+           st.mutual_info, st.frac_confident);
+    assert_true(oe.median_deg < 1.5 * g.spacing * 180 / TPI); /* bench: < 1 spacing */
+    assert_true(frac >= 0.8);                                  /* bench: >= 0.9 */
+    assert_true(cc >= 0.9);
     assert_true(cphi >= 0.8);
+    ew_orient_err_free(&oe);
 
-    /* refinement: a finer grid continues from the model */
+    /* refinement: the next level continues from the model */
+    if (!refine) {
+        ew_emc_free(e);
+        ew_rotgrid_free(&g);
+        sim_free(&S);
+        return;
+    }
     ew_rotgrid_t g2;
-    grid_random(&g2, 1200, 6);
+    assert_ok(ew_rotgrid_600cell(eL + 1, &g2));
     assert_ok(ew_emc_refine(e, &g2));
     assert_int_equal(ew_emc_best_rot(e)[0], -1);
-    for (int it = 0; it < 2; it++) assert_ok(ew_emc_iterate(e, &st));
-    assert_int_equal(ew_emc_iteration(e), 22);
-    double med2 = align(&S, &g2, ew_emc_best_rot(e), &G);
-    printf("  refined: median orientation error %.2f deg (grid spacing %.2f deg)\n", med2 * 180 / TPI,
-           g2.spacing * 180 / TPI);
-    assert_true(med2 < g2.spacing);
+    assert_ok(ew_emc_iterate(e, &st));
+    assert_int_equal(ew_emc_iteration(e), eI + 1);
+    orient_check(&S, e, &oe);
+    printf("  refined to level %d: median orientation error %.2f deg (grid spacing %.2f deg)\n", eL + 1,
+           oe.median_deg, g2.spacing * 180 / TPI);
+    assert_true(oe.median_deg < 1.5 * g2.spacing * 180 / TPI);
+    ew_orient_err_free(&oe);
     ew_emc_free(e);
-    grid_free(&g);
-    grid_free(&g2);
+    ew_rotgrid_free(&g);
+    ew_rotgrid_free(&g2);
     sim_free(&S);
 }
 

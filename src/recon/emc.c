@@ -39,22 +39,6 @@ double ew_emc_beta_at(const ew_emc_config_t *c, int it)
     return b < c->beta_max ? b : c->beta_max;
 }
 
-/* R of a unit quaternion (w, x, y, z), particle -> lab, row-major (geom.h). */
-static void quat_to_mat(ew_quat_t q, double m[9])
-{
-    double n = sqrt(q.w * q.w + q.x * q.x + q.y * q.y + q.z * q.z);
-    double w = q.w / n, x = q.x / n, y = q.y / n, z = q.z / n;
-    m[0] = 1 - 2 * (y * y + z * z);
-    m[1] = 2 * (x * y - w * z);
-    m[2] = 2 * (x * z + w * y);
-    m[3] = 2 * (x * y + w * z);
-    m[4] = 1 - 2 * (x * x + z * z);
-    m[5] = 2 * (y * z - w * x);
-    m[6] = 2 * (x * z - w * y);
-    m[7] = 2 * (y * z + w * x);
-    m[8] = 1 - 2 * (x * x + y * y);
-}
-
 static ew_status_t emc_set_grid(ew_emc_t *e, const ew_rotgrid_t *g)
 {
     if (!g || g->n == 0 || !g->quat || !g->weight)
@@ -78,7 +62,7 @@ static ew_status_t emc_set_grid(ew_emc_t *e, const ew_rotgrid_t *g)
     for (size_t r = 0; r < g->n; r++) {
         q[r] = g->quat[r];
         w[r] = g->weight[r] / wsum;
-        quat_to_mat(q[r], rm + 9 * r);
+        ew_quat_to_mat(ew_quat_normalize(q[r]), rm + 9 * r);
         lw[r] = w[r] > 0 ? log(w[r]) : -INFINITY;
     }
     ew_free(e->grid.quat), ew_free(e->grid.weight), ew_free(e->rotmat), ew_free(e->logw);
@@ -348,10 +332,7 @@ ew_status_t ew_emc_create(ew_emc_t **out, const ew_emc_config_t *cfg, const ew_e
     int n = 0;
     double ds = 0;
     if ((st = emc_size_model(e, &n, &ds)) != EW_OK) goto fail;
-    e->model.n = n;
-    e->model.ds = ds;
-    e->model.data = ew_calloc_array((size_t)n * n * n, sizeof(float));
-    if (!e->model.data) goto nomem;
+    if ((st = ew_rvol_alloc(&e->model, n, ds)) != EW_OK) goto fail;
     if ((st = emc_random_model(e)) != EW_OK) goto fail;
 
     if (e->n_total < e->grid.n)
@@ -380,7 +361,7 @@ void ew_emc_free(ew_emc_t *e)
     ew_free(e->o_off), ew_free(e->o_pix), ew_free(e->o_cnt);
     ew_free(e->m_off), ew_free(e->m_pix), ew_free(e->m_cnt), ew_free(e->K);
     ew_free(e->grid.quat), ew_free(e->grid.weight), ew_free(e->rotmat), ew_free(e->logw);
-    ew_free(e->model.data);
+    ew_rvol_free(&e->model);
     ew_free(e->scale), ew_free(e->best_rot), ew_free(e->best_prob);
     free(e);
 }
@@ -431,7 +412,7 @@ static inline int emc_corners(const float *model_unused, int n, double inv_ds, c
     double y = (R[1] * sx + R[4] * sy + R[7] * sz) * inv_ds + c;
     double z = (R[2] * sx + R[5] * sy + R[8] * sz) * inv_ds + c;
     double fx = floor(x), fy = floor(y), fz = floor(z);
-    if (fx < 0 || fy < 0 || fz < 0 || fx > n - 2 || fy > n - 2 || fz > n - 2) return 0;
+    if (!(fx >= 0 && fy >= 0 && fz >= 0 && fx <= n - 2 && fy <= n - 2 && fz <= n - 2)) return 0; /* NaN too */
     int ix = (int)fx, iy = (int)fy, iz = (int)fz;
     float tx = (float)(x - fx), ty = (float)(y - fy), tz = (float)(z - fz);
     size_t n1 = (size_t)n, n2 = n1 * n1;
