@@ -240,7 +240,7 @@ static void test_one_iteration_oracle(void **state)
     cfg.p_min = 0;
     cfg.beta_start = 0.5;
     cfg.beta_max = 0.5;
-    ew_emc_detector_t det = {npix, s, mask, corr};
+    ew_emc_pixels_t det = {npix, s, mask, corr};
     ew_emc_t *e = NULL;
     assert_ok(ew_emc_create(&e, &cfg, &det, &sp, &g));
     const ew_rvol_t *mv = ew_emc_model(e);
@@ -463,7 +463,7 @@ static void test_reconstruct_random_start(void **state)
     cfg.beta_factor = 1.5;
     cfg.beta_period = 3;
     cfg.seed = 4;
-    ew_emc_detector_t det = {S.npix, S.s, NULL, NULL};
+    ew_emc_pixels_t det = {S.npix, S.s, NULL, NULL};
     ew_emc_t *e = NULL;
     assert_ok(ew_emc_create(&e, &cfg, &det, &S.sp, &g));
     assert_int_equal(ew_emc_model(e)->n, S.n);
@@ -532,7 +532,7 @@ static void test_checkpoint_resume(void **state)
     char path[512];
     snprintf(path, sizeof path, "%s", ew_test_tmpfile("emc_ckpt.h5"));
     cfg.checkpoint = path;
-    ew_emc_detector_t det = {S.npix, S.s, NULL, NULL};
+    ew_emc_pixels_t det = {S.npix, S.s, NULL, NULL};
     ew_emc_t *a = NULL, *b = NULL;
     assert_ok(ew_emc_create(&a, &cfg, &det, &S.sp, &g));
     assert_ok(ew_emc_iterate(a, NULL));
@@ -588,7 +588,7 @@ static void test_guard_rails(void **state)
     grid_random(&g, 40, 8); /* more rotations than patterns: a warning */
     ew_emc_config_t cfg;
     ew_emc_config_default(&cfg);
-    ew_emc_detector_t det = {S.npix, S.s, NULL, NULL};
+    ew_emc_pixels_t det = {S.npix, S.s, NULL, NULL};
     ew_emc_t *e = NULL;
     assert_ok(ew_emc_create(&e, &cfg, &det, &S.sp, &g));
     size_t n3 = (size_t)S.n * S.n * S.n;
@@ -644,9 +644,11 @@ static void test_sparse_helpers(void **state)
     assert_int_equal(a.offset[1], 2);
     assert_int_equal(a.pix[1], 3);
     assert_int_equal(a.count[1], 3);
-    /* the same data in Dragonfly's ones / multi layout */
-    int32_t ones[2] = {1, 2}, po[3] = {1, 3, 4}, multi[2] = {1, 1}, pm[2] = {3, 0}, cm[2] = {3, 2};
-    assert_ok(ew_emc_sparse_from_dragonfly(&b, 2, 5, ones, po, multi, pm, cm));
+    /* the same data through io/emcfile's Dragonfly photon set */
+    ew_emc_photons_t ph;
+    assert_ok(ew_emc_photons_init(&ph, 5));
+    for (size_t d = 0; d < 2; d++) assert_ok(ew_emc_photons_add_frame(&ph, fr + 5 * d));
+    assert_ok(ew_emc_sparse_from_photons(&b, &ph));
     assert_int_equal(b.offset[2], 5);
     /* per-pattern dense images agree */
     for (size_t d = 0; d < 2; d++) {
@@ -658,9 +660,11 @@ static void test_sparse_helpers(void **state)
     }
     ew_emc_sparse_free(&a);
     ew_emc_sparse_free(&b);
-    pm[0] = 5;
-    assert_int_equal(ew_emc_sparse_from_dragonfly(&b, 2, 5, ones, po, multi, pm, cm), EW_ERR_ARG);
+    ph.place_multi[0] = 5;
+    assert_int_equal(ew_emc_sparse_from_photons(&b, &ph), EW_ERR_ARG);
     assert_null(b.offset);
+    assert_non_null(strstr(ew_error_message(), "frame 0"));
+    ew_emc_photons_free(&ph);
     fr[3] = -1;
     assert_int_equal(ew_emc_sparse_from_dense(&a, fr, 2, 5), EW_ERR_ARG);
     assert_non_null(strstr(ew_error_message(), "pixel 3"));

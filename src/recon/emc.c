@@ -114,7 +114,7 @@ static ew_status_t emc_take_data(ew_emc_t *e, const ew_emc_sparse_t *data, const
     return EW_OK;
 }
 
-static ew_status_t emc_check_inputs(const ew_emc_config_t *c, const ew_emc_detector_t *det,
+static ew_status_t emc_check_inputs(const ew_emc_config_t *c, const ew_emc_pixels_t *det,
                                     const ew_emc_sparse_t *data)
 {
     if (!det || det->npix == 0 || !det->s) return ew_fail(EW_ERR_ARG, "EMC: the detector has no pixels");
@@ -248,7 +248,7 @@ static double emc_allsum(double x, ew_emc_t *e)
     return x;
 }
 
-ew_status_t ew_emc_create(ew_emc_t **out, const ew_emc_config_t *cfg, const ew_emc_detector_t *det,
+ew_status_t ew_emc_create(ew_emc_t **out, const ew_emc_config_t *cfg, const ew_emc_pixels_t *det,
                           const ew_emc_sparse_t *data, const ew_rotgrid_t *grid)
 {
     EW_ASSERT(out && cfg);

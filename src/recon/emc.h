@@ -44,6 +44,7 @@
 
 #include "core/core.h"
 #include "geom/geom.h"
+#include "io/emcfile.h"
 #include "physics/slice.h"
 
 /* Rotations per tile of the expand / likelihood / compress kernels. */
@@ -58,7 +59,7 @@ typedef struct {
     const float *s;        /* (npix, 3) lab-frame scattering vectors s = 1/d, 1/Angstrom */
     const uint8_t *mask;   /* (npix) EW_EMC_PIX_*; NULL: all good */
     const float *corr;     /* (npix) relative pixel response c_p (solid angle x polarization); NULL: 1 */
-} ew_emc_detector_t;
+} ew_emc_pixels_t;
 
 /* Sparse photon data in compressed-row form: pattern d has hits
  * offset[d] .. offset[d+1]-1, each a pixel index pix[i] < npix with
@@ -78,15 +79,11 @@ typedef struct {
  * and the message names the frame and pixel. */
 ew_status_t ew_emc_sparse_from_dense(ew_emc_sparse_t *sp, const float *frames, size_t n_frames, size_t npix);
 
-/* Build sparse data from Dragonfly's .emc layout: per pattern ones_count[d]
- * pixels with one photon (flattened in place_ones, pattern after pattern) and
- * multi_count[d] pixels with count_multi[i] >= 2 photons (place_multi,
- * count_multi). Pixel indices must be < npix. On error sp is left empty and
- * the message names the pattern and the bad value. */
-ew_status_t ew_emc_sparse_from_dragonfly(ew_emc_sparse_t *sp, size_t n_patterns, size_t npix,
-                                         const int32_t *ones_count, const int32_t *place_ones,
-                                         const int32_t *multi_count, const int32_t *place_multi,
-                                         const int32_t *count_multi);
+/* Build sparse data from a Dragonfly photon set as io/emcfile.h reads it
+ * (ones then multi-photon pixels of each frame). Errors (EW_ERR_ARG) on a
+ * pixel index outside [0, num_pix) or a count < 1, naming the frame; on
+ * error sp is left empty. */
+ew_status_t ew_emc_sparse_from_photons(ew_emc_sparse_t *sp, const ew_emc_photons_t *ph);
 
 /* Free arrays made by the ew_emc_sparse_from_* helpers (sp may be NULL). */
 void ew_emc_sparse_free(ew_emc_sparse_t *sp);
@@ -136,7 +133,7 @@ typedef struct ew_emc ew_emc_t;
  * empty data set, a pixel index >= npix, a zero count, npix mismatch, an
  * invalid config value or an empty grid. On success *out owns copies of
  * everything; on error *out is NULL. */
-ew_status_t ew_emc_create(ew_emc_t **out, const ew_emc_config_t *cfg, const ew_emc_detector_t *det,
+ew_status_t ew_emc_create(ew_emc_t **out, const ew_emc_config_t *cfg, const ew_emc_pixels_t *det,
                           const ew_emc_sparse_t *data, const ew_rotgrid_t *grid);
 
 /* Replace the model (e.g. a known start or a checkpoint): vol must have the

@@ -58,48 +58,35 @@ ew_status_t ew_emc_sparse_from_dense(ew_emc_sparse_t *sp, const float *frames, s
     return EW_OK;
 }
 
-ew_status_t ew_emc_sparse_from_dragonfly(ew_emc_sparse_t *sp, size_t n_patterns, size_t npix,
-                                         const int32_t *ones_count, const int32_t *place_ones,
-                                         const int32_t *multi_count, const int32_t *place_multi,
-                                         const int32_t *count_multi)
+ew_status_t ew_emc_sparse_from_photons(ew_emc_sparse_t *sp, const ew_emc_photons_t *ph)
 {
-    EW_ASSERT(sp);
+    EW_ASSERT(sp && ph);
     memset(sp, 0, sizeof *sp);
-    size_t n1 = 0, nm = 0;
-    for (size_t d = 0; d < n_patterns; d++) {
-        if (ones_count[d] < 0 || multi_count[d] < 0)
-            return ew_fail(EW_ERR_ARG, "EMC: pattern %zu has ones_count %d, multi_count %d", d, ones_count[d],
-                           multi_count[d]);
-        n1 += (size_t)ones_count[d];
-        nm += (size_t)multi_count[d];
-    }
-    EW_TRY(sparse_alloc(sp, n_patterns, npix, n1 + nm));
-    size_t h = 0, i1 = 0, im = 0;
-    ew_status_t st = EW_OK;
-    for (size_t d = 0; d < n_patterns && st == EW_OK; d++) {
+    size_t n = ph->num_frames;
+    if (ph->num_pix <= 0) return ew_fail(EW_ERR_ARG, "EMC: photon set has num_pix = %d", ph->num_pix);
+    size_t nhit = n ? (size_t)(ph->ones_off[n] + ph->multi_off[n]) : 0;
+    EW_TRY(sparse_alloc(sp, n, (size_t)ph->num_pix, nhit));
+    size_t h = 0;
+    for (size_t d = 0; d < n; d++) {
         sp->offset[d] = h;
-        for (int32_t k = 0; k < ones_count[d]; k++, i1++) {
-            int32_t p = place_ones[i1];
-            if (p < 0 || (size_t)p >= npix) {
-                st = ew_fail(EW_ERR_ARG, "EMC: pattern %zu has place_ones %d outside [0, %zu)", d, p, npix);
-                break;
+        for (int64_t i = ph->ones_off[d]; i < ph->ones_off[d + 1]; i++) {
+            int32_t p = ph->place_ones[i];
+            if (p < 0 || p >= ph->num_pix) {
+                ew_emc_sparse_free(sp);
+                return ew_fail(EW_ERR_ARG, "EMC: frame %zu has place_ones %d outside [0, %d)", d, p, ph->num_pix);
             }
             sp->pix[h] = (uint32_t)p, sp->count[h++] = 1;
         }
-        for (int32_t k = 0; k < multi_count[d] && st == EW_OK; k++, im++) {
-            int32_t p = place_multi[im], c = count_multi[im];
-            if (p < 0 || (size_t)p >= npix || c < 1) {
-                st = ew_fail(EW_ERR_ARG, "EMC: pattern %zu has place_multi %d, count_multi %d", d, p, c);
-                break;
+        for (int64_t i = ph->multi_off[d]; i < ph->multi_off[d + 1]; i++) {
+            int32_t p = ph->place_multi[i], c = ph->count_multi[i];
+            if (p < 0 || p >= ph->num_pix || c < 1) {
+                ew_emc_sparse_free(sp);
+                return ew_fail(EW_ERR_ARG, "EMC: frame %zu has place_multi %d with count_multi %d", d, p, c);
             }
             sp->pix[h] = (uint32_t)p, sp->count[h++] = (uint32_t)c;
         }
     }
-    if (st != EW_OK) {
-        ew_emc_sparse_free(sp);
-        return st;
-    }
-    sp->offset[n_patterns] = h;
+    sp->offset[n] = h;
     return EW_OK;
 }
 
