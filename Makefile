@@ -49,7 +49,7 @@ CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all lib cli tests benches check bench demo fuzz install clean help deps
+.PHONY: all lib cli tests benches check check-mpi bench demo fuzz install clean help deps
 .DEFAULT_GOAL := all
 
 all: lib cli
@@ -101,6 +101,17 @@ check: tests
 bench: benches
 	@sh scripts/run-benches.sh $(BUILD)/bench "$(B)"
 
+# MPI tests: tests/mpi/test_mpi_*.c, built with mpicc and run under
+# `mpirun -np 2` (root needs the OMPI_ALLOW_RUN_AS_ROOT variables).
+MPI_TEST_SRC := $(sort $(wildcard tests/mpi/test_mpi_*.c))
+check-mpi:
+	$(MAKE) MPI=1 BUILD=build-mpi lib
+	@mkdir -p build-mpi/tests/mpi
+	@set -e; for t in $(MPI_TEST_SRC); do b=build-mpi/tests/mpi/$$(basename $$t .c); \
+	  mpicc $(CFLAGS) -DEW_HAVE_MPI=1 -Itests -o $$b $$t build-mpi/libewald.a $(LDLIBS) -lcmocka; done
+	@OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
+	  sh scripts/run-tests.sh build-mpi/tests/mpi "$(T)" "mpirun -np 2 --oversubscribe"
+
 demo: cli
 	$(BUILD)/ewald demo $(DEMO_ARGS)
 
@@ -130,7 +141,7 @@ install: all
 	    -e 's|@PKGS@|$(PKGS)|' scripts/ewald.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ewald.pc
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-mpi
 
 help:
 	@sed -n '1,12p' Makefile

@@ -6,13 +6,15 @@
 # counted as one failed test. Exit status: 0 only if nothing failed.
 dir=$1
 pattern=$2
+launcher=$3   # optional, e.g. "mpirun -np 2"
 passed=0; failed=0; skipped=0; failed_bins=""
 for t in "$dir"/test_*; do
+    [ -f "$t" ] || continue
     [ -x "$t" ] || continue
     case "$t" in *"$pattern"*) ;; *) continue ;; esac
     out=$(mktemp)
     start=$(date +%s)
-    "$t" >"$out" 2>&1
+    $launcher "$t" >"$out" 2>&1
     rc=$?
     end=$(date +%s)
     cat "$out"
