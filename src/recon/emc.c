@@ -425,47 +425,67 @@ static inline int emc_corners(const float *model_unused, int n, double inv_ds, c
     return 1;
 }
 
+/* Vectors of 8 floats (GCC/Clang vector extension): the tile kernels are
+ * written with them so that the compiler cannot turn the loop over photons
+ * into gathers; EW_EMC_TILE is a multiple of 8. */
+typedef float emc_v8 __attribute__((vector_size(32)));
+#define NV (T / 8)
+_Static_assert(T % 8 == 0, "EW_EMC_TILE must be a multiple of 8");
+
 /* Expand rotations r0 .. r0+nt-1 into logw[p*T + j] = ln max(W_rp, wfloor)
- * for the good pixels p, and u[j] = sum_p W_rp. Unused tile slots get 0. */
-static void emc_expand_tile(const ew_emc_t *e, size_t r0, int nt, float wfloor, float *logw, double *u)
+ * for the good pixels p, and u[j] = sum_p W_rp. Unused tile slots get 0.
+ * Rotation by rotation into tmp (T x n_good, pixel-contiguous, so the model
+ * reads of neighbouring pixels are neighbouring voxels), then transposed. */
+static void emc_expand_tile(const ew_emc_t *e, size_t r0, int nt, float wfloor, float *logw, double *u,
+                            float *tmp)
 {
     int n = e->model.n;
     double inv_ds = 1.0 / e->model.ds;
     const float *m = e->model.data;
-    for (int j = 0; j < T; j++) u[j] = 0;
-    for (size_t i = 0; i < e->n_good; i++) {
-        uint32_t p = e->good[i];
-        float *row = logw + (size_t)p * T;
-        const float *s = e->s + 3 * (size_t)p;
-        float c = e->corr[p];
-        for (int j = 0; j < nt; j++) {
-            size_t idx[8];
-            float wt[8];
-            float w = 0;
-            if (emc_corners(m, n, inv_ds, e->rotmat + 9 * (r0 + j), s, idx, wt)) {
-                for (int k = 0; k < 8; k++) w += wt[k] * m[idx[k]];
-                w *= c;
+    const size_t ng = e->n_good;
+    for (int j = 0; j < T; j++) {
+        float *w = tmp + (size_t)j * ng;
+        double us = 0;
+        if (j < nt) {
+            const double *R = e->rotmat + 9 * (r0 + j);
+            for (size_t i = 0; i < ng; i++) {
+                uint32_t p = e->good[i];
+                size_t idx[8];
+                float wt[8];
+                float v = 0;
+                if (emc_corners(m, n, inv_ds, R, e->s + 3 * (size_t)p, idx, wt)) {
+                    for (int k = 0; k < 8; k++) v += wt[k] * m[idx[k]];
+                    v *= e->corr[p];
+                }
+                w[i] = v;
+                us += v;
             }
-            u[j] += w;
-            row[j] = logf(w > wfloor ? w : wfloor);
+        }
+        u[j] = us;
+    }
+    for (size_t i = 0; i < ng; i++) {
+        float *row = logw + (size_t)e->good[i] * T;
+        for (int j = 0; j < nt; j++) {
+            float v = tmp[(size_t)j * ng + i];
+            row[j] = logf(v > wfloor ? v : wfloor);
         }
         for (int j = nt; j < T; j++) row[j] = 0;
     }
 }
 
-/* acc[j] = sum over pattern hits of k * logw[p][j]: the hot loop. */
+/* acc[j] = sum over pattern hits of k * logw[p][j]: the hot loop. One
+ * photon adds a contiguous row of T log-intensities (rows 32-byte aligned). */
 static inline void emc_like_row(const float *restrict logw, const uint32_t *restrict pix,
                                 const float *restrict cnt, uint64_t h0, uint64_t h1, float *restrict acc)
 {
-    float a[T];
-    for (int j = 0; j < T; j++) a[j] = 0;
+    emc_v8 a[NV];
+    for (int v = 0; v < NV; v++) a[v] = (emc_v8){0, 0, 0, 0, 0, 0, 0, 0};
     for (uint64_t h = h0; h < h1; h++) {
-        const float *restrict row = logw + (size_t)pix[h] * T;
+        const emc_v8 *row = (const emc_v8 *)(logw + (size_t)pix[h] * T);
         float k = cnt[h];
-#pragma omp simd
-        for (int j = 0; j < T; j++) a[j] += k * row[j];
+        for (int v = 0; v < NV; v++) a[v] += k * row[v];
     }
-    for (int j = 0; j < T; j++) acc[j] = a[j];
+    memcpy(acc, a, sizeof a);
 }
 
 /* Per-thread, per-pattern running log-sum-exp and moments. */
@@ -520,9 +540,10 @@ static void emc_acc_merge(emc_acc_t *a, const emc_acc_t *b)
     a->m = m;
 }
 
-/* Add the weights of one rotation's merge pixels to num/den. */
-static void emc_merge_rot(const ew_emc_t *e, const double *R, const float *view, int j, double a, double *num,
-                          double *den)
+/* Add one rotation's merge pixels to the interleaved accumulator
+ * nd[2 v] (numerator: sum_d P_dr k_dp) and nd[2 v + 1] (denominator:
+ * a_r c_p = sum_d P_dr phi_d c_p), both spread with the trilinear weights. */
+static void emc_merge_rot(const ew_emc_t *e, const double *R, const float *view, int j, float a, float *nd)
 {
     int n = e->model.n;
     double inv_ds = 1.0 / e->model.ds;
@@ -531,11 +552,11 @@ static void emc_merge_rot(const ew_emc_t *e, const double *R, const float *view,
         size_t idx[8];
         float wt[8];
         if (!emc_corners(NULL, n, inv_ds, R, e->s + 3 * (size_t)p, idx, wt)) continue;
-        double v = view[(size_t)p * T + j];
-        double dv = a * e->corr[p];
+        float v = view[(size_t)p * T + j];
+        float dv = a * e->corr[p];
         for (int k = 0; k < 8; k++) {
-            num[idx[k]] += wt[k] * v;
-            den[idx[k]] += wt[k] * dv;
+            nd[2 * idx[k]] += wt[k] * v;
+            nd[2 * idx[k] + 1] += wt[k] * dv;
         }
     }
 }
@@ -575,13 +596,14 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
     float *view_all = ew_alloc_array((size_t)nth, buf_sz * sizeof(float));
     emc_acc_t *acc_all = ew_alloc_array((size_t)nth * (N ? N : 1), sizeof(emc_acc_t));
     double *u = ew_alloc_array(R, sizeof(double));
-    double *vol_all = ew_calloc_array((size_t)nth, 2 * n3 * sizeof(double));
+    float *vol_all = ew_alloc_array((size_t)nth, 2 * n3 * sizeof(float));
+    float *tmp_all = ew_alloc_array((size_t)nth, (size_t)T * e->n_good * sizeof(float));
     double *phi = ew_alloc_array(N ? N : 1, sizeof(double));
     double *lse = ew_alloc_array(N ? N : 1, sizeof(double));
     /* all-reduce buffer: num, den (n3 each), scale, best_prob, best_rot (n_total each), scalars */
     size_t nsc = 6, nred = 2 * n3 + 3 * e->n_total + nsc;
     double *red = ew_calloc_array(nred, sizeof(double));
-    if (!logw_all || !view_all || !acc_all || !u || !vol_all || !phi || !lse || !red) {
+    if (!logw_all || !view_all || !acc_all || !u || !vol_all || !tmp_all || !phi || !lse || !red) {
         st = EW_ERR_NOMEM;
         goto done;
     }
@@ -596,6 +618,7 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
         int tid = omp_get_thread_num();
         float *logw = logw_all + (size_t)tid * buf_sz;
         emc_acc_t *acc = acc_all + (size_t)tid * N;
+        float *tmp = tmp_all + (size_t)tid * T * e->n_good;
         float Lt[T];
         double ut[T];
         double t0 = ew_time_now();
@@ -603,7 +626,7 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
         for (size_t t = 0; t < ntile; t++) {
             size_t r0 = t * T;
             int nt = (int)(R - r0 < T ? R - r0 : T);
-            emc_expand_tile(e, r0, nt, wfloor, logw, ut);
+            emc_expand_tile(e, r0, nt, wfloor, logw, ut, tmp);
             for (int j = 0; j < nt; j++) u[r0 + j] = ut[j];
             t_exp += emc_elapsed(&t0);
             for (size_t d = 0; d < N; d++) {
@@ -643,21 +666,24 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
     }
     /* ---- pass C: probabilities, compress (skipped after a NaN, but every
      * rank still joins the all-reduce so that all of them stop together) ---- */
-#pragma omp parallel if (bad_d < 0) reduction(+ : t_exp, t_like, t_comp)
-    if (bad_d < 0) {
+    const size_t ntile_c = bad_d < 0 ? ntile : 0;
+#pragma omp parallel reduction(+ : t_exp, t_like, t_comp)
+    {
         int tid = omp_get_thread_num();
         float *logw = logw_all + (size_t)tid * buf_sz;
         float *view = view_all + (size_t)tid * buf_sz;
-        double *num = vol_all + (size_t)tid * 2 * n3, *den = num + n3;
+        float *nd = vol_all + (size_t)tid * 2 * n3;
+        float *tmp = tmp_all + (size_t)tid * T * e->n_good;
+        memset(nd, 0, 2 * n3 * sizeof(float)); /* first touch by its thread */
         float Lt[T], Pt[T];
         double ut[T], at[T];
         double t0 = ew_time_now();
 #pragma omp for schedule(static)
-        for (size_t t = 0; t < ntile; t++) {
+        for (size_t t = 0; t < ntile_c; t++) {
             size_t r0 = t * T;
             int nt = (int)(R - r0 < T ? R - r0 : T);
             if (!dense) {
-                emc_expand_tile(e, r0, nt, wfloor, logw, ut);
+                emc_expand_tile(e, r0, nt, wfloor, logw, ut, tmp);
                 t_exp += emc_elapsed(&t0);
             }
             memset(view, 0, buf_sz * sizeof(float));
@@ -685,16 +711,17 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
                 }
                 if (!hit) continue;
                 any = 1;
+                emc_v8 pv[NV];
+                memcpy(pv, Pt, sizeof pv);
                 for (uint64_t h = e->m_off[d]; h < e->m_off[d + 1]; h++) {
-                    float *restrict row = view + (size_t)e->m_pix[h] * T;
+                    emc_v8 *row = (emc_v8 *)(view + (size_t)e->m_pix[h] * T);
                     float k = e->m_cnt[h];
-#pragma omp simd
-                    for (int j = 0; j < T; j++) row[j] += k * Pt[j];
+                    for (int v = 0; v < NV; v++) row[v] += k * pv[v];
                 }
             }
             if (any)
                 for (int j = 0; j < nt; j++)
-                    if (at[j] > 0) emc_merge_rot(e, e->rotmat + 9 * (r0 + j), view, j, at[j], num, den);
+                    if (at[j] > 0) emc_merge_rot(e, e->rotmat + 9 * (r0 + j), view, j, (float)at[j], nd);
             t_comp += emc_elapsed(&t0);
         }
     }
@@ -703,8 +730,10 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
         double t0 = ew_time_now();
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < 2 * n3; i++) {
+            /* i < n3: numerator of voxel i; else denominator of voxel i - n3 */
+            size_t src = i < n3 ? 2 * i : 2 * (i - n3) + 1;
             double s = 0;
-            for (int k = 0; k < nth; k++) s += vol_all[(size_t)k * 2 * n3 + i];
+            for (int k = 0; k < nth; k++) s += vol_all[(size_t)k * 2 * n3 + src];
             red[i] = s;
         }
         double *sc = red + 2 * n3 + 3 * e->n_total;
@@ -774,6 +803,6 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
     if (stats) stats->t_total = ew_time_now() - t_start;
 done:
     ew_free(Lst), ew_free(logw_all), ew_free(view_all), ew_free(acc_all), ew_free(u);
-    ew_free(vol_all), ew_free(phi), ew_free(lse), ew_free(red);
+    ew_free(vol_all), ew_free(tmp_all), ew_free(phi), ew_free(lse), ew_free(red);
     return st;
 }

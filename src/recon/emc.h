@@ -48,7 +48,9 @@
 #include "physics/slice.h"
 
 /* Rotations per tile of the expand / likelihood / compress kernels. */
+#ifndef EW_EMC_TILE
 #define EW_EMC_TILE 32
+#endif
 
 /* Pixel mask values (Dragonfly's convention). */
 enum { EW_EMC_PIX_GOOD = 0, EW_EMC_PIX_NOORIENT = 1, EW_EMC_PIX_BAD = 2 };
