@@ -266,7 +266,7 @@ ew_status_t ew_emc_create(ew_emc_t **out, const ew_emc_config_t *cfg, const ew_e
     {
         int init = 0;
         MPI_Initialized(&init);
-        if (init) {
+        if (init && !cfg->no_mpi) {
             MPI_Comm_rank(MPI_COMM_WORLD, &e->rank);
             MPI_Comm_size(MPI_COMM_WORLD, &e->nranks);
         }

@@ -103,11 +103,13 @@ typedef struct {
     size_t mem_limit_mb;  /* keep the float likelihood matrix when 4 N R bytes fit in this */
     uint64_t seed;        /* random start model: stream (seed, EW_RNG_TAG_INIT, voxel) */
     const char *checkpoint; /* HDF5 path rewritten atomically after each iteration; NULL: none */
+    int no_mpi;           /* 1: ignore MPI even when built with it and initialized (this rank runs all
+                             patterns alone; used to compare against the distributed run) */
 } ew_emc_config_t;
 
 /* Defaults: n_vox 0, ds 0, beta_start 1, beta_factor 1, beta_period 10,
  * beta_max 1, update_scale 1, friedel 1, p_min 1e-6, mem_limit_mb 2048,
- * seed 1, checkpoint NULL. */
+ * seed 1, checkpoint NULL, no_mpi 0. */
 void ew_emc_config_default(ew_emc_config_t *c);
 
 /* Figures of one iteration. */
