@@ -442,6 +442,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--levels") && i + 2 < argc) lo = atoi(argv[++i]), hi = atoi(argv[++i]);
     }
     if (g_quick) lo = 3, hi = 4;
+    setvbuf(stdout, NULL, _IOLBF, 0);
     ew_log_set_level(EW_LOG_WARN);
     char *jbuf = NULL;
     size_t jlen = 0;
