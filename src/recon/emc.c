@@ -17,6 +17,9 @@
 /* exp(-36) ~ 2e-16: terms this far below the running maximum do not change
  * a double sum. */
 #define EMC_EXP_CUT 36.0
+/* pixels per block in the expand and merge loops */
+#define EMC_PIX_BLOCK 256
+#define EMC_PIX_BLOCK_MAX EMC_PIX_BLOCK
 
 void ew_emc_config_default(ew_emc_config_t *c)
 {
@@ -39,6 +42,52 @@ double ew_emc_beta_at(const ew_emc_config_t *c, int it)
     return b < c->beta_max ? b : c->beta_max;
 }
 
+/* Morton (Z-order) key of three 10-bit coordinates: sorting by it keeps
+ * points that are close in 3D mostly close in the order. */
+static uint64_t emc_morton3(double x, double y, double z)
+{
+    double c[3] = {x, y, z};
+    uint64_t key = 0;
+    unsigned q[3];
+    for (int k = 0; k < 3; k++) {
+        double v = c[k] < 0 ? 0 : c[k] > 1 ? 1 : c[k];
+        q[k] = (unsigned)(v * 1023.0 + 0.5);
+    }
+    for (int b = 9; b >= 0; b--)
+        for (int k = 0; k < 3; k++) key = (key << 1) | ((q[k] >> b) & 1u);
+    return key;
+}
+
+typedef struct {
+    uint64_t key;
+    uint32_t idx;
+} emc_key_t;
+
+static int emc_key_cmp(const void *a, const void *b)
+{
+    const emc_key_t *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Sort pixel indices by the Morton key of their s-vectors, so that a block
+ * of consecutive pixels is a compact patch of the detector. */
+static ew_status_t emc_sort_pixels(const float *s, uint32_t *list, size_t n, double smax)
+{
+    emc_key_t *k = ew_alloc_array(n ? n : 1, sizeof *k);
+    if (!k) return EW_ERR_NOMEM;
+    double h = smax > 0 ? 0.5 / smax : 1;
+    for (size_t i = 0; i < n; i++) {
+        const float *v = s + 3 * (size_t)list[i];
+        k[i].key = emc_morton3(v[0] * h + 0.5, v[1] * h + 0.5, v[2] * h + 0.5);
+        k[i].idx = list[i];
+    }
+    qsort(k, n, sizeof *k, emc_key_cmp);
+    for (size_t i = 0; i < n; i++) list[i] = k[i].idx;
+    ew_free(k);
+    return EW_OK;
+}
+
 static ew_status_t emc_set_grid(ew_emc_t *e, const ew_rotgrid_t *g)
 {
     if (!g || g->n == 0 || !g->quat || !g->weight)
@@ -55,16 +104,32 @@ static ew_status_t emc_set_grid(ew_emc_t *e, const ew_rotgrid_t *g)
     double *w = ew_alloc_array(g->n, sizeof *w);
     double *rm = ew_alloc_array(g->n, 9 * sizeof *rm);
     double *lw = ew_alloc_array(g->n, sizeof *lw);
-    if (!q || !w || !rm || !lw) {
-        ew_free(q), ew_free(w), ew_free(rm), ew_free(lw);
-        return EW_ERR_NOMEM;
+    uint32_t *perm = ew_alloc_array(g->n, sizeof *perm);
+    emc_key_t *k = ew_alloc_array(g->n, sizeof *k);
+    if (!q || !w || !rm || !lw || !perm || !k || g->n > UINT32_MAX) {
+        ew_free(q), ew_free(w), ew_free(rm), ew_free(lw), ew_free(perm), ew_free(k);
+        return ew_fail(EW_ERR_NOMEM, "EMC: cannot hold a grid of %zu rotations", g->n);
     }
+    /* internal order: rotations sorted by the Morton key of the quaternion's
+     * (x, y, z) with w >= 0, so a tile of rotations is a compact cluster and
+     * its slices touch overlapping voxels (cache reuse in expand / merge) */
     for (size_t r = 0; r < g->n; r++) {
-        q[r] = g->quat[r];
+        q[r] = ew_quat_normalize(g->quat[r]);
         w[r] = g->weight[r] / wsum;
-        ew_quat_to_mat(ew_quat_normalize(q[r]), rm + 9 * r);
-        lw[r] = w[r] > 0 ? log(w[r]) : -INFINITY;
+        double sg = q[r].w < 0 ? -1 : 1;
+        k[r].key = emc_morton3(0.5 + 0.5 * sg * q[r].x, 0.5 + 0.5 * sg * q[r].y, 0.5 + 0.5 * sg * q[r].z);
+        k[r].idx = (uint32_t)r;
     }
+    qsort(k, g->n, sizeof *k, emc_key_cmp);
+    for (size_t ri = 0; ri < g->n; ri++) {
+        size_t r = k[ri].idx;
+        perm[ri] = (uint32_t)r;
+        ew_quat_to_mat(q[r], rm + 9 * ri);
+        lw[ri] = w[r] > 0 ? log(w[r]) : -INFINITY;
+    }
+    ew_free(k);
+    ew_free(e->perm);
+    e->perm = perm;
     ew_free(e->grid.quat), ew_free(e->grid.weight), ew_free(e->rotmat), ew_free(e->logw);
     e->grid = *g;
     e->grid.quat = q;
@@ -299,6 +364,28 @@ ew_status_t ew_emc_create(ew_emc_t **out, const ew_emc_config_t *cfg, const ew_e
         st = ew_fail(EW_ERR_ARG, "EMC: the detector mask leaves no good pixel");
         goto fail;
     }
+    {
+        double sm = 0;
+        for (size_t p = 0; p < e->npix; p++) {
+            const float *v = e->s + 3 * p;
+            double a = fabs(v[0]) + fabs(v[1]) + fabs(v[2]);
+            if (a > sm && isfinite(a)) sm = a;
+        }
+        if ((st = emc_sort_pixels(e->s, e->good, e->n_good, sm)) != EW_OK ||
+            (st = emc_sort_pixels(e->s, e->mergep, e->n_merge, sm)) != EW_OK)
+            goto fail;
+    }
+    e->g_ld = (e->n_good + 7) / 8 * 8;
+    e->m_ld = (e->n_merge + 7) / 8 * 8 + 8;
+    e->g_soa = ew_calloc_array(e->g_ld, 4 * sizeof(float));
+    e->m_soa = ew_calloc_array(e->m_ld, 4 * sizeof(float));
+    if (!e->g_soa || !e->m_soa) goto nomem;
+    for (size_t i = 0; i < e->n_good; i++)
+        for (int k = 0; k < 4; k++)
+            e->g_soa[k * e->g_ld + i] = k < 3 ? e->s[3 * (size_t)e->good[i] + k] : e->corr[e->good[i]];
+    for (size_t i = 0; i < e->n_merge; i++)
+        for (int k = 0; k < 4; k++)
+            e->m_soa[k * e->m_ld + i] = k < 3 ? e->s[3 * (size_t)e->mergep[i] + k] : e->corr[e->mergep[i]];
     if ((st = emc_take_data(e, data, det->mask)) != EW_OK) goto fail;
     if ((st = emc_set_grid(e, grid)) != EW_OK) goto fail;
 
@@ -357,10 +444,10 @@ void ew_emc_free(ew_emc_t *e)
 {
     if (!e) return;
     free(e->checkpoint);
-    ew_free(e->s), ew_free(e->corr), ew_free(e->good), ew_free(e->mergep);
+    ew_free(e->s), ew_free(e->corr), ew_free(e->good), ew_free(e->mergep), ew_free(e->g_soa), ew_free(e->m_soa);
     ew_free(e->o_off), ew_free(e->o_pix), ew_free(e->o_cnt);
     ew_free(e->m_off), ew_free(e->m_pix), ew_free(e->m_cnt), ew_free(e->K);
-    ew_free(e->grid.quat), ew_free(e->grid.weight), ew_free(e->rotmat), ew_free(e->logw);
+    ew_free(e->grid.quat), ew_free(e->grid.weight), ew_free(e->rotmat), ew_free(e->logw), ew_free(e->perm);
     ew_rvol_free(&e->model);
     ew_free(e->scale), ew_free(e->best_rot), ew_free(e->best_prob);
     free(e);
@@ -399,30 +486,57 @@ double ew_emc_beta(const ew_emc_t *e) { return ew_emc_beta_at(&e->cfg, e->iterat
 /* ------------------------------------------------------------------ */
 /* kernels                                                             */
 
-/* Trilinear corners of the particle-frame point R^T s: 8 voxel indices and
- * weights. Returns 0 when a corner is outside the grid. */
-static inline int emc_corners(const float *model_unused, int n, double inv_ds, const double *R, const float *s,
-                              size_t idx[8], float wt[8])
+/* Grid coordinates of the particle-frame points R^T s_i / ds + c for a
+ * block of pixels (structure-of-arrays input, vectorizable): base[i] is the
+ * voxel index of the lower trilinear corner, or -1 when a corner would be
+ * outside the grid (or s is NaN); t*[i] are the fractional offsets. */
+typedef struct {
+    int32_t base[EMC_PIX_BLOCK_MAX];
+    float tx[EMC_PIX_BLOCK_MAX], ty[EMC_PIX_BLOCK_MAX], tz[EMC_PIX_BLOCK_MAX];
+} emc_coords_t;
+
+typedef float emc_f8 __attribute__((vector_size(32)));
+typedef int32_t emc_i8 __attribute__((vector_size(32)));
+
+/* sx, sy, sz are rows of a structure-of-arrays padded to a multiple of 8
+ * (the padding is read, its results unused). Written with vector types:
+ * GCC does not vectorize the branch-free scalar form under strict FP. */
+static void emc_block_coords(const double *R, double inv_ds, int n, const float *sx, const float *sy,
+                             const float *sz, size_t cnt, emc_coords_t *o)
 {
-    (void)model_unused;
-    double sx = s[0], sy = s[1], sz = s[2];
-    double c = (double)(n / 2);
-    /* R^T s: column j of R dotted with s */
-    double x = (R[0] * sx + R[3] * sy + R[6] * sz) * inv_ds + c;
-    double y = (R[1] * sx + R[4] * sy + R[7] * sz) * inv_ds + c;
-    double z = (R[2] * sx + R[5] * sy + R[8] * sz) * inv_ds + c;
-    double fx = floor(x), fy = floor(y), fz = floor(z);
-    if (!(fx >= 0 && fy >= 0 && fz >= 0 && fx <= n - 2 && fy <= n - 2 && fz <= n - 2)) return 0; /* NaN too */
-    int ix = (int)fx, iy = (int)fy, iz = (int)fz;
-    float tx = (float)(x - fx), ty = (float)(y - fy), tz = (float)(z - fz);
-    size_t n1 = (size_t)n, n2 = n1 * n1;
-    size_t b = (size_t)iz * n2 + (size_t)iy * n1 + (size_t)ix;
-    idx[0] = b, idx[1] = b + 1, idx[2] = b + n1, idx[3] = b + n1 + 1;
-    idx[4] = b + n2, idx[5] = b + n2 + 1, idx[6] = b + n2 + n1, idx[7] = b + n2 + n1 + 1;
+    float M[9];
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < 3; j++) M[3 * k + j] = (float)(R[3 * j + k] * inv_ds); /* (R^T / ds)_kj */
+    const float c = (float)(n / 2), lim = (float)(n - 1);
+    const int32_t n1 = n, n2 = n * n;
+    for (size_t i = 0; i < cnt; i += 8) {
+        emc_f8 vx, vy, vz;
+        memcpy(&vx, sx + i, sizeof vx);
+        memcpy(&vy, sy + i, sizeof vy);
+        memcpy(&vz, sz + i, sizeof vz);
+        emc_f8 x = M[0] * vx + M[1] * vy + M[2] * vz + c;
+        emc_f8 y = M[3] * vx + M[4] * vy + M[5] * vz + c;
+        emc_f8 z = M[6] * vx + M[7] * vy + M[8] * vz + c;
+        emc_i8 ok = (x >= 0) & (x < lim) & (y >= 0) & (y < lim) & (z >= 0) & (z < lim); /* 0 for NaN */
+        x = (emc_f8)((emc_i8)x & ok), y = (emc_f8)((emc_i8)y & ok), z = (emc_f8)((emc_i8)z & ok);
+        emc_i8 ix = __builtin_convertvector(x, emc_i8), iy = __builtin_convertvector(y, emc_i8),
+               iz = __builtin_convertvector(z, emc_i8);
+        emc_f8 tx = x - __builtin_convertvector(ix, emc_f8), ty = y - __builtin_convertvector(iy, emc_f8),
+               tz = z - __builtin_convertvector(iz, emc_f8);
+        emc_i8 b = ((iz * n2 + iy * n1 + ix) & ok) | ~ok;
+        memcpy(o->tx + i, &tx, sizeof tx);
+        memcpy(o->ty + i, &ty, sizeof ty);
+        memcpy(o->tz + i, &tz, sizeof tz);
+        memcpy(o->base + i, &b, sizeof b);
+    }
+}
+
+/* The 8 trilinear weights of one point, corner order (dz, dy, dx) binary. */
+static inline void emc_weights(float tx, float ty, float tz, float wt[8])
+{
     float ux = 1 - tx, uy = 1 - ty, uz = 1 - tz;
     wt[0] = uz * uy * ux, wt[1] = uz * uy * tx, wt[2] = uz * ty * ux, wt[3] = uz * ty * tx;
     wt[4] = tz * uy * ux, wt[5] = tz * uy * tx, wt[6] = tz * ty * ux, wt[7] = tz * ty * tx;
-    return 1;
 }
 
 /* Vectors of 8 floats (GCC/Clang vector extension): the tile kernels are
@@ -443,26 +557,38 @@ static void emc_expand_tile(const ew_emc_t *e, size_t r0, int nt, float wfloor, 
     double inv_ds = 1.0 / e->model.ds;
     const float *m = e->model.data;
     const size_t ng = e->n_good;
-    for (int j = 0; j < T; j++) {
-        float *w = tmp + (size_t)j * ng;
-        double us = 0;
-        if (j < nt) {
+    double us[T] = {0};
+    const size_t o2 = (size_t)n, o4 = (size_t)n * n;
+    emc_coords_t cob, *co = &cob;
+    /* a compact block of pixels for every rotation of the (compact) tile:
+     * the model reads of the block stay in cache */
+    for (size_t i0 = 0; i0 < ng; i0 += EMC_PIX_BLOCK) {
+        size_t i1 = i0 + EMC_PIX_BLOCK < ng ? i0 + EMC_PIX_BLOCK : ng;
+        for (int j = 0; j < nt; j++) {
             const double *R = e->rotmat + 9 * (r0 + j);
-            for (size_t i = 0; i < ng; i++) {
-                uint32_t p = e->good[i];
-                size_t idx[8];
-                float wt[8];
+            float *w = tmp + (size_t)j * ng;
+            emc_block_coords(R, inv_ds, n, e->g_soa + i0, e->g_soa + e->g_ld + i0, e->g_soa + 2 * e->g_ld + i0, i1 - i0,
+                             co);
+            const float *corr = e->g_soa + 3 * e->g_ld;
+            double acc = 0;
+            for (size_t i = i0; i < i1; i++) {
+                int32_t b = co->base[i - i0];
                 float v = 0;
-                if (emc_corners(m, n, inv_ds, R, e->s + 3 * (size_t)p, idx, wt)) {
-                    for (int k = 0; k < 8; k++) v += wt[k] * m[idx[k]];
-                    v *= e->corr[p];
+                if (b >= 0) {
+                    float wt[8];
+                    emc_weights(co->tx[i - i0], co->ty[i - i0], co->tz[i - i0], wt);
+                    const float *q = m + b;
+                    v = wt[0] * q[0] + wt[1] * q[1] + wt[2] * q[o2] + wt[3] * q[o2 + 1] + wt[4] * q[o4] +
+                        wt[5] * q[o4 + 1] + wt[6] * q[o4 + o2] + wt[7] * q[o4 + o2 + 1];
+                    v *= corr[i];
                 }
                 w[i] = v;
-                us += v;
+                acc += v;
             }
+            us[j] += acc;
         }
-        u[j] = us;
     }
+    for (int j = 0; j < T; j++) u[j] = us[j];
     for (size_t i = 0; i < ng; i++) {
         float *row = logw + (size_t)e->good[i] * T;
         for (int j = 0; j < nt; j++) {
@@ -540,23 +666,39 @@ static void emc_acc_merge(emc_acc_t *a, const emc_acc_t *b)
     a->m = m;
 }
 
-/* Add one rotation's merge pixels to the interleaved accumulator
- * nd[2 v] (numerator: sum_d P_dr k_dp) and nd[2 v + 1] (denominator:
- * a_r c_p = sum_d P_dr phi_d c_p), both spread with the trilinear weights. */
-static void emc_merge_rot(const ew_emc_t *e, const double *R, const float *view, int j, float a, float *nd)
+/* Add the merge pixels of the tile's rotations (those with a[j] > 0) to the
+ * interleaved accumulator nd[2 v] (numerator: sum_d P_dr k_dp) and
+ * nd[2 v + 1] (denominator: a_r c_p, a_r = sum_d P_dr phi_d), both spread
+ * with the trilinear weights; pixel block by pixel block for cache reuse. */
+static void emc_merge_tile(const ew_emc_t *e, size_t r0, int nt, const float *view, const double *a, float *nd)
 {
     int n = e->model.n;
     double inv_ds = 1.0 / e->model.ds;
-    for (size_t i = 0; i < e->n_merge; i++) {
-        uint32_t p = e->mergep[i];
-        size_t idx[8];
-        float wt[8];
-        if (!emc_corners(NULL, n, inv_ds, R, e->s + 3 * (size_t)p, idx, wt)) continue;
-        float v = view[(size_t)p * T + j];
-        float dv = a * e->corr[p];
-        for (int k = 0; k < 8; k++) {
-            nd[2 * idx[k]] += wt[k] * v;
-            nd[2 * idx[k] + 1] += wt[k] * dv;
+    const size_t o2 = (size_t)n, o4 = (size_t)n * n;
+    emc_coords_t cob, *co = &cob;
+    for (size_t i0 = 0; i0 < e->n_merge; i0 += EMC_PIX_BLOCK) {
+        size_t i1 = i0 + EMC_PIX_BLOCK < e->n_merge ? i0 + EMC_PIX_BLOCK : e->n_merge;
+        for (int j = 0; j < nt; j++) {
+            if (!(a[j] > 0)) continue;
+            const double *R = e->rotmat + 9 * (r0 + j);
+            float aj = (float)a[j];
+            const size_t nm = e->m_ld;
+            emc_block_coords(R, inv_ds, n, e->m_soa + i0, e->m_soa + nm + i0, e->m_soa + 2 * nm + i0, i1 - i0, co);
+            const float *corr = e->m_soa + 3 * nm;
+            for (size_t i = i0; i < i1; i++) {
+                int32_t b = co->base[i - i0];
+                if (b < 0) continue;
+                float wt[8];
+                emc_weights(co->tx[i - i0], co->ty[i - i0], co->tz[i - i0], wt);
+                float v = view[(size_t)e->mergep[i] * T + j];
+                float dv = aj * corr[i];
+                size_t off[8] = {0, 1, o2, o2 + 1, o4, o4 + 1, o4 + o2, o4 + o2 + 1};
+                float *q = nd + 2 * (size_t)b;
+                for (int k = 0; k < 8; k++) {
+                    q[2 * off[k]] += wt[k] * v;
+                    q[2 * off[k] + 1] += wt[k] * dv;
+                }
+            }
         }
     }
 }
@@ -662,7 +804,7 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
         size_t g = e->d0 + d;
         red[2 * n3 + g] = phi[d];
         red[2 * n3 + e->n_total + g] = pbest;
-        red[2 * n3 + 2 * e->n_total + g] = a.br;
+        red[2 * n3 + 2 * e->n_total + g] = a.br >= 0 ? (double)e->perm[a.br] : -1.0;
     }
     /* ---- pass C: probabilities, compress (skipped after a NaN, but every
      * rank still joins the all-reduce so that all of them stop together) ---- */
@@ -719,9 +861,7 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
                     for (int v = 0; v < NV; v++) row[v] += k * pv[v];
                 }
             }
-            if (any)
-                for (int j = 0; j < nt; j++)
-                    if (at[j] > 0) emc_merge_rot(e, e->rotmat + 9 * (r0 + j), view, j, (float)at[j], nd);
+            if (any) emc_merge_tile(e, r0, nt, view, at, nd);
             t_comp += emc_elapsed(&t0);
         }
     }
@@ -739,7 +879,11 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
         double *sc = red + 2 * n3 + 3 * e->n_total;
         sc[0] = s_mi, sc[1] = s_ll, sc[2] = s_conf, sc[3] = s_phi, sc[4] = bad_d >= 0;
 #ifdef EW_HAVE_MPI
-        if (e->nranks > 1) MPI_Allreduce(MPI_IN_PLACE, red, (int)nred, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        /* one logical all-reduce, in chunks below 2^31 elements for MPI's int counts */
+        for (size_t off = 0; e->nranks > 1 && off < nred; off += (size_t)1 << 28) {
+            size_t cnt = nred - off < ((size_t)1 << 28) ? nred - off : ((size_t)1 << 28);
+            MPI_Allreduce(MPI_IN_PLACE, red + off, (int)cnt, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        }
 #endif
         t_comp += (ew_time_now() - t0) * nth;
     }

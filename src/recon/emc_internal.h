@@ -18,6 +18,9 @@ struct ew_emc {
     uint32_t *mergep;          /* mask-0 and mask-1 pixel indices */
     size_t n_merge;
     double s_max;              /* largest |s| of a used pixel, 1/A */
+    float *g_soa;              /* (4, n_good) s_x, s_y, s_z, corr of good[i] (structure of arrays) */
+    float *m_soa;              /* (4, n_merge) the same for mergep[i] */
+    size_t g_ld, m_ld;         /* row strides of g_soa, m_soa: padded to a multiple of 8 */
 
     /* this rank's patterns: global indices d0 .. d0 + nloc - 1 */
     size_t n_total, d0, nloc;
@@ -33,8 +36,11 @@ struct ew_emc {
 
     /* rotations */
     ew_rotgrid_t grid;         /* owned copy */
-    double *rotmat;            /* (n_rot, 9) R_r, row-major */
-    double *logw;              /* (n_rot) ln w_r (-inf for w_r = 0) */
+    /* rotmat, logw and all loops use an internal order: internal index ri is
+     * grid rotation perm[ri] (sorted for locality, see emc_set_grid) */
+    uint32_t *perm;            /* (n_rot) */
+    double *rotmat;            /* (n_rot, 9) R, row-major, internal order */
+    double *logw;              /* (n_rot) ln w (-inf for w = 0), internal order */
 
     /* model and per-pattern results (all patterns) */
     ew_rvol_t model;
