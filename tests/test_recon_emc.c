@@ -450,9 +450,8 @@ static void test_reconstruct_random_start(void **state)
 #else
     const int dW = 16, dN = 700, dL = 3, dI = 15, refine = 1;
 #endif
-    int eW = getenv("EMC_W") ? atoi(getenv("EMC_W")) : dW, eN = getenv("EMC_N") ? atoi(getenv("EMC_N")) : dN;
-    int eL = getenv("EMC_L") ? atoi(getenv("EMC_L")) : dL, eI = getenv("EMC_I") ? atoi(getenv("EMC_I")) : dI;
-    double eP = getenv("EMC_P") ? atof(getenv("EMC_P")) : 400;
+    const int eW = dW, eN = dN, eL = dL, eI = dI;
+    const double eP = 400;
     sim_t S;
     sim_make(&S, eW, (size_t)eN, eP, 11);
     ew_rotgrid_t g;

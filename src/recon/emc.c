@@ -831,6 +831,7 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
             memset(view, 0, buf_sz * sizeof(float));
             for (int j = 0; j < T; j++) at[j] = 0;
             int any = 0;
+            double tl_tile = 0; /* likelihood time inside this tile (recompute mode) */
             for (size_t d = 0; d < N; d++) {
                 if (dense) {
                     memcpy(Lt, Lst + d * R + r0, (size_t)nt * sizeof(float));
@@ -838,7 +839,7 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
                     double tl = ew_time_now();
                     emc_like_row(logw, e->o_pix, e->o_cnt, e->o_off[d], e->o_off[d + 1], Lt);
                     for (int j = 0; j < nt; j++) Lt[j] -= (float)((double)e->scale[e->d0 + d] * ut[j]);
-                    t_like += ew_time_now() - tl;
+                    tl_tile += ew_time_now() - tl;
                 }
                 int hit = 0;
                 for (int j = 0; j < T; j++) {
@@ -862,7 +863,8 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
                 }
             }
             if (any) emc_merge_tile(e, r0, nt, view, at, nd);
-            t_comp += emc_elapsed(&t0);
+            t_comp += emc_elapsed(&t0) - tl_tile;
+            t_like += tl_tile;
         }
     }
     /* reduce the thread volumes (in thread order: deterministic) */
