@@ -947,6 +947,11 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
     }
     if (e->checkpoint) st = ew_emc_save(e, e->checkpoint);
     if (stats) stats->t_total = ew_time_now() - t_start;
+    if (stats && e->rank == 0)
+        ew_info("EMC iteration %d: beta %.3g, rms change %.4g, mutual info %.4f, <log L> %.2f, confident %.3f, "
+                "%.2f s (expand %.2f, likelihood %.2f, compress %.2f)",
+                it, beta, stats->rms_change, stats->mutual_info, stats->avg_loglik, stats->frac_confident,
+                stats->t_total, stats->t_expand, stats->t_likelihood, stats->t_compress);
 done:
     ew_free(Lst), ew_free(logw_all), ew_free(view_all), ew_free(acc_all), ew_free(u);
     ew_free(vol_all), ew_free(tmp_all), ew_free(phi), ew_free(lse), ew_free(red);

@@ -146,8 +146,8 @@ ew_status_t ew_emc_create(ew_emc_t **out, const ew_emc_config_t *cfg, const ew_e
 ew_status_t ew_emc_set_model(ew_emc_t *e, const float *vol, size_t nvox3);
 
 /* One EMC iteration (expand, maximize, compress, scale update); fills
- * *stats when not NULL and, when cfg.checkpoint was set, saves the state
- * there. Errors: EW_ERR_NUMERIC naming the iteration when a likelihood,
+ * *stats when not NULL (and then logs them with ew_info on rank 0) and,
+ * when cfg.checkpoint was set, saves the state there. Errors: EW_ERR_NUMERIC naming the iteration when a likelihood,
  * scale factor or model value becomes NaN or Inf (the model is then left at
  * the previous iteration's); EW_ERR_IO from the checkpoint. */
 ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats);
