@@ -5,15 +5,14 @@
  * stride s with padding p into columns (c kh kw, oh ow). */
 
 /* col[(ci kh + ki) kw + kj][oy ow + ox] = x[ci][oy s - p + ki][ox s - p + kj] */
-static void FN(im2col)(T *restrict col, const T *restrict x, const ew_conv2d_t *g)
+static void FN(im2col)(T *restrict col, size_t ld, const T *restrict x, const ew_conv2d_t *g)
 {
     const int C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw, S = g->stride, PD = g->pad;
     const int OH = g->oh, OW = g->ow, refl = g->pad_mode == EW_PAD_REFLECT;
-    const size_t P = (size_t)OH * OW;
     for (int ci = 0; ci < C; ci++)
         for (int ki = 0; ki < KH; ki++)
             for (int kj = 0; kj < KW; kj++) {
-                T *dst = col + ((size_t)(ci * KH + ki) * KW + kj) * P;
+                T *dst = col + ((size_t)(ci * KH + ki) * KW + kj) * ld;
                 /* valid ox range where the x index lies inside the row */
                 int lo = 0, hi = OW;
                 if (S == 1) {
@@ -57,15 +56,14 @@ static void FN(im2col)(T *restrict col, const T *restrict x, const ew_conv2d_t *
 
 /* The adjoint of im2col: x[...] += col[...] (reflected positions add to
  * the pixel they were read from). */
-static void FN(col2im_add)(T *restrict x, const T *restrict col, const ew_conv2d_t *g)
+static void FN(col2im_add)(T *restrict x, const T *restrict col, size_t ld, const ew_conv2d_t *g)
 {
     const int C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw, S = g->stride, PD = g->pad;
     const int OH = g->oh, OW = g->ow, refl = g->pad_mode == EW_PAD_REFLECT;
-    const size_t P = (size_t)OH * OW;
     for (int ci = 0; ci < C; ci++)
         for (int ki = 0; ki < KH; ki++)
             for (int kj = 0; kj < KW; kj++) {
-                const T *srcc = col + ((size_t)(ci * KH + ki) * KW + kj) * P;
+                const T *srcc = col + ((size_t)(ci * KH + ki) * KW + kj) * ld;
                 for (int oy = 0; oy < OH; oy++) {
                     const T *s = srcc + (size_t)oy * OW;
                     int iy = oy * S - PD + ki;
@@ -125,31 +123,51 @@ static void FN(bias_grad)(T *db, const T *dout, int oc, size_t P)
     }
 }
 
+/* Samples per GEMM: a thread im2col's nb samples side by side into a
+ * (K, nb P) matrix so that deep layers with small images still give
+ * sgemm wide matrices; nb is capped so the column buffer stays below
+ * EW_NN_COL_CAP floats. */
+#ifndef EW_NN_COL_CAP
+#define EW_NN_COL_CAP ((size_t)1 << 21)
+#endif
+static int FN(conv_chunk)(size_t K, size_t P, int per_thread)
+{
+    size_t nb = EW_NN_COL_CAP / (K * P);
+    if (nb < 1) nb = 1;
+    if (nb > (size_t)per_thread) nb = (size_t)per_thread;
+    return (int)nb;
+}
+
 ew_status_t FN(ew_conv2d_forward)(T *out, const T *x, const T *w, const T *b, const ew_conv2d_t *d)
 {
     const size_t K = (size_t)d->c * d->kh * d->kw, P = (size_t)d->oh * d->ow;
     const size_t in_sz = (size_t)d->c * d->h * d->w, out_sz = (size_t)d->oc * P;
-    const int direct = d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0;
     int nt = ew_nn_team();
     if (nt > d->n) nt = d->n;
     if (nt < 1) nt = 1;
-    T *work = direct ? NULL : ew_alloc_array((size_t)nt * K * P, sizeof(T));
-    if (!direct && !work) return EW_ERR_NOMEM;
+    const int nb = FN(conv_chunk)(K, P, (d->n + nt - 1) / nt);
+    const size_t per = (size_t)nb * P * (K + (nb > 1 ? (size_t)d->oc : 0));
+    T *work = ew_alloc_array((size_t)nt * per, sizeof(T));
+    if (!work) return EW_ERR_NOMEM;
     #pragma omp parallel num_threads(nt)
     {
-        T *col = direct ? NULL : work + (size_t)omp_get_thread_num() * K * P;
-        #pragma omp for schedule(static)
-        for (int i = 0; i < d->n; i++) {
-            const T *xi = x + (size_t)i * in_sz;
-            T *oi = out + (size_t)i * out_sz;
-            const T *src = xi;
-            if (!direct) {
-                FN(im2col)(col, xi, d);
-                src = col;
-            }
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->oc, (int)P, (int)K, 1, w, (int)K, src,
-                 (int)P, 0, oi, (int)P);
-            if (b) FN(add_bias)(oi, b, d->oc, P);
+        const int t = omp_get_thread_num();
+        const int i0 = (int)((long)d->n * t / nt), i1 = (int)((long)d->n * (t + 1) / nt);
+        T *col = work + (size_t)t * per, *tmp = col + (size_t)nb * P * K;
+        for (int i = i0; i < i1; i += nb) {
+            const int m = i + nb <= i1 ? nb : i1 - i;
+            const size_t ld = (size_t)m * P;
+            for (int j = 0; j < m; j++) FN(im2col)(col + (size_t)j * P, ld, x + (size_t)(i + j) * in_sz, d);
+            T *dst = m == 1 ? out + (size_t)i * out_sz : tmp;
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->oc, (int)ld, (int)K, 1, w, (int)K, col, (int)ld, 0,
+                 dst, (int)ld);
+            if (m > 1)
+                for (int j = 0; j < m; j++)
+                    for (int o = 0; o < d->oc; o++)
+                        memcpy(out + (size_t)(i + j) * out_sz + (size_t)o * P, tmp + (size_t)o * ld + (size_t)j * P,
+                               P * sizeof(T));
+            if (b)
+                for (int j = 0; j < m; j++) FN(add_bias)(out + (size_t)(i + j) * out_sz, b, d->oc, P);
         }
     }
     ew_free(work);
@@ -162,12 +180,13 @@ ew_status_t FN(ew_conv2d_backward)(T *dx, T *dw, T *db, const T *dout, const T *
     const size_t K = (size_t)d->c * d->kh * d->kw, P = (size_t)d->oh * d->ow;
     const size_t in_sz = (size_t)d->c * d->h * d->w, out_sz = (size_t)d->oc * P;
     const size_t nw = (size_t)d->oc * K;
-    const int direct = d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0;
     int nt = ew_nn_team();
     if (nt > d->n) nt = d->n;
     if (nt < 1) nt = 1;
-    const size_t per = direct ? 0 : K * P; /* col and dcol per thread */
-    T *work = ew_alloc_array((size_t)nt * 2 * per + 1, sizeof(T));
+    const int nb = FN(conv_chunk)(K, P, (d->n + nt - 1) / nt);
+    /* per thread: col (K, nb P), dcol (K, nb P), gathered dout (oc, nb P) */
+    const size_t per = (size_t)nb * P * (2 * K + (size_t)d->oc);
+    T *work = ew_alloc_array((size_t)nt * per, sizeof(T));
     T *parts = ew_calloc_array((size_t)(nt - 1) * (nw + (size_t)d->oc) + 1, sizeof(T));
     if (!work || !parts) {
         ew_free(work);
@@ -177,37 +196,36 @@ ew_status_t FN(ew_conv2d_backward)(T *dx, T *dw, T *db, const T *dout, const T *
     T *pw = parts, *pb = parts + (size_t)(nt - 1) * nw;
     #pragma omp parallel num_threads(nt)
     {
-        int t = omp_get_thread_num();
-        T *col = work + (size_t)t * 2 * per, *dcol = col + per;
+        const int t = omp_get_thread_num();
+        const int i0 = (int)((long)d->n * t / nt), i1 = (int)((long)d->n * (t + 1) / nt);
+        T *col = work + (size_t)t * per, *dcol = col + (size_t)nb * P * K, *gt = dcol + (size_t)nb * P * K;
         T *mydw = t == 0 ? dw : pw + (size_t)(t - 1) * nw;
         T *mydb = t == 0 ? db : pb + (size_t)(t - 1) * d->oc;
-        #pragma omp for schedule(static)
-        for (int i = 0; i < d->n; i++) {
-            const T *xi = x + (size_t)i * in_sz;
-            const T *gi = dout + (size_t)i * out_sz;
-            if (dw) {
-                const T *src = xi;
-                if (!direct) {
-                    FN(im2col)(col, xi, d);
-                    src = col;
-                }
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, d->oc, (int)K, (int)P, 1, gi, (int)P, src,
-                     (int)P, 1, mydw, (int)K);
+        for (int i = i0; i < i1; i += nb) {
+            const int m = i + nb <= i1 ? nb : i1 - i;
+            const size_t ld = (size_t)m * P;
+            const T *g = dout + (size_t)i * out_sz;
+            if (m > 1) {
+                for (int j = 0; j < m; j++)
+                    for (int o = 0; o < d->oc; o++)
+                        memcpy(gt + (size_t)o * ld + (size_t)j * P, dout + (size_t)(i + j) * out_sz + (size_t)o * P,
+                               P * sizeof(T));
+                g = gt;
             }
-            if (db) FN(bias_grad)(mydb, gi, d->oc, P);
+            if (db) FN(bias_grad)(mydb, g, d->oc, ld);
+            if (dw) {
+                for (int j = 0; j < m; j++) FN(im2col)(col + (size_t)j * P, ld, x + (size_t)(i + j) * in_sz, d);
+                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, d->oc, (int)K, (int)ld, 1, g, (int)ld, col, (int)ld,
+                     1, mydw, (int)K);
+            }
             if (dx) {
-                T *dxi = dx + (size_t)i * in_sz;
-                if (direct) {
-                    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)P, d->oc, 1, w, (int)K, gi,
-                         (int)P, 1, dxi, (int)P);
-                } else {
-                    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)P, d->oc, 1, w, (int)K, gi,
-                         (int)P, 0, dcol, (int)P);
-                    FN(col2im_add)(dxi, dcol, d);
-                }
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)ld, d->oc, 1, w, (int)K, g, (int)ld, 0,
+                     dcol, (int)ld);
+                for (int j = 0; j < m; j++) FN(col2im_add)(dx + (size_t)(i + j) * in_sz, dcol + (size_t)j * P, ld, d);
             }
         }
         if (nt > 1) {
+            #pragma omp barrier
             if (dw) FN(reduce_parts)(dw, pw, nt - 1, nw);
             if (db) FN(reduce_parts)(db, pb, nt - 1, (size_t)d->oc);
         }
@@ -250,7 +268,7 @@ ew_status_t FN(ew_convt2d_forward)(T *out, const T *x, const T *w, const T *b, c
             GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)HW, d->c, 1, w, (int)K,
                  x + (size_t)i * in_sz, (int)HW, 0, col, (int)HW);
             memset(oi, 0, out_sz * sizeof(T));
-            FN(col2im_add)(oi, col, &g);
+            FN(col2im_add)(oi, col, HW, &g);
             if (b) FN(add_bias)(oi, b, d->oc, OP);
         }
     }
@@ -287,7 +305,7 @@ ew_status_t FN(ew_convt2d_backward)(T *dx, T *dw, T *db, const T *dout, const T 
             const T *gi = dout + (size_t)i * out_sz;
             if (db) FN(bias_grad)(mydb, gi, d->oc, OP);
             if (!dx && !dw) continue;
-            FN(im2col)(col, gi, &g);
+            FN(im2col)(col, HW, gi, &g);
             if (dx)
                 GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->c, (int)HW, (int)K, 1, w, (int)K, col,
                      (int)HW, 1, dx + (size_t)i * in_sz, (int)HW);
