@@ -31,7 +31,7 @@ static void relu_inplace(float *x, size_t n)
 static void relu_mask(float *g, const float *y, size_t n)
 {
     const long nn = (long)n;
-    #pragma omp parallel for simd num_threads(n < 16384 ? 1 : ew_nn_team()) schedule(static)
+    #pragma omp parallel for simd num_threads(ew_nn_team_for(n)) schedule(static)
     for (long i = 0; i < nn; i++) g[i] = y[i] > 0 ? g[i] : 0.0f;
 }
 

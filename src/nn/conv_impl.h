@@ -142,7 +142,7 @@ ew_status_t FN(ew_conv2d_forward)(T *out, const T *x, const T *w, const T *b, co
 {
     const size_t K = (size_t)d->c * d->kh * d->kw, P = (size_t)d->oh * d->ow;
     const size_t in_sz = (size_t)d->c * d->h * d->w, out_sz = (size_t)d->oc * P;
-    int nt = ew_nn_team();
+    int nt = ew_nn_team_for((size_t)(ew_conv2d_flops(d) / 64));
     if (nt > d->n) nt = d->n;
     if (nt < 1) nt = 1;
     const int nb = FN(conv_chunk)(K, P, (d->n + nt - 1) / nt);
@@ -180,7 +180,7 @@ ew_status_t FN(ew_conv2d_backward)(T *dx, T *dw, T *db, const T *dout, const T *
     const size_t K = (size_t)d->c * d->kh * d->kw, P = (size_t)d->oh * d->ow;
     const size_t in_sz = (size_t)d->c * d->h * d->w, out_sz = (size_t)d->oc * P;
     const size_t nw = (size_t)d->oc * K;
-    int nt = ew_nn_team();
+    int nt = ew_nn_team_for((size_t)(ew_conv2d_flops(d) / 64));
     if (nt > d->n) nt = d->n;
     if (nt < 1) nt = 1;
     const int nb = FN(conv_chunk)(K, P, (d->n + nt - 1) / nt);
@@ -254,7 +254,7 @@ ew_status_t FN(ew_convt2d_forward)(T *out, const T *x, const T *w, const T *b, c
     const ew_conv2d_t g = FN(convt_geom)(d);
     const size_t K = (size_t)d->oc * d->kh * d->kw, HW = (size_t)d->h * d->w;
     const size_t in_sz = (size_t)d->c * HW, OP = (size_t)d->oh * d->ow, out_sz = (size_t)d->oc * OP;
-    int nt = ew_nn_team();
+    int nt = ew_nn_team_for((size_t)(ew_conv2d_flops(d) / 64));
     if (nt > d->n) nt = d->n;
     if (nt < 1) nt = 1;
     T *work = ew_alloc_array((size_t)nt * K * HW, sizeof(T));
@@ -283,7 +283,7 @@ ew_status_t FN(ew_convt2d_backward)(T *dx, T *dw, T *db, const T *dout, const T 
     const size_t K = (size_t)d->oc * d->kh * d->kw, HW = (size_t)d->h * d->w;
     const size_t in_sz = (size_t)d->c * HW, OP = (size_t)d->oh * d->ow, out_sz = (size_t)d->oc * OP;
     const size_t nw = (size_t)d->c * K;
-    int nt = ew_nn_team();
+    int nt = ew_nn_team_for((size_t)(ew_conv2d_flops(d) / 64));
     if (nt > d->n) nt = d->n;
     if (nt < 1) nt = 1;
     T *work = ew_alloc_array((size_t)nt * K * HW, sizeof(T));
@@ -326,7 +326,7 @@ ew_status_t FN(ew_convt2d_backward)(T *dx, T *dw, T *db, const T *dout, const T 
 /* Rows are split into nt contiguous blocks, one per thread. */
 void FN(ew_linear_forward)(T *out, const T *x, const T *w, const T *b, int rows, int in, int out_dim)
 {
-    int nt = ew_nn_team();
+    int nt = ew_nn_team_for((size_t)rows * in * out_dim / 32);
     if (nt > rows) nt = rows;
     if (nt < 1) nt = 1;
     #pragma omp parallel num_threads(nt)
@@ -347,7 +347,7 @@ void FN(ew_linear_forward)(T *out, const T *x, const T *w, const T *b, int rows,
 ew_status_t FN(ew_linear_backward)(T *dx, T *dw, T *db, const T *dout, const T *x, const T *w, int rows,
                                    int in, int out_dim)
 {
-    int nt = ew_nn_team();
+    int nt = ew_nn_team_for((size_t)rows * in * out_dim / 32);
     if (nt > rows) nt = rows;
     if (nt < 1) nt = 1;
     const size_t nw = (size_t)out_dim * in;
