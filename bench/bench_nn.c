@@ -171,8 +171,20 @@ static cJSON *run_torch(int threads, int batch, int size, int points, const conv
     return got ? cJSON_Parse(buf) : NULL;
 }
 
+/* On a shared machine OpenMP's default spin-waiting makes every parallel
+ * region wait for descheduled partner threads (measured: 10x slower steps
+ * at load 10 on 2 cores). libgomp reads OMP_WAIT_POLICY only at start-up,
+ * so re-execute once with the passive policy unless the caller chose one. */
+static void ew_prefer_passive_wait(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY")) return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv)
 {
+    ew_prefer_passive_wait(argv);
     int json = 0, batch = 32, size = 128, points = 16384, torch = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
