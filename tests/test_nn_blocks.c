@@ -233,17 +233,10 @@ static void test_thread_policies_agree(void **state)
     ew_params_free(&P);
 }
 
-static void ew_prefer_passive_wait(char **argv)
-{
-    if (getenv("OMP_WAIT_POLICY")) return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);
-}
-
 int main(int argc, char **argv)
 {
     (void)argc;
-    ew_prefer_passive_wait(argv);
+    ew_nn_tune_environment(argv); /* passive OpenMP waiting, AVX-512 sgemm */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sequential),
         cmocka_unit_test(test_resnet),

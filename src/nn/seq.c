@@ -208,6 +208,7 @@ static size_t cache_floats(const ew_seq_layer_t *L, int n)
 
 static ew_status_t seq_prepare(ew_seq_t *S, int n, int h, int w)
 {
+    S->n = S->h = S->w = 0; /* shapes are overwritten below: redo them next time unless this completes */
     size_t total = 0, gmax = (size_t)n * S->in_ch * h * w;
     int ch = h, cw = w;
     for (int i = 0; i < S->n_layers; i++) {

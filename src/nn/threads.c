@@ -3,6 +3,9 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static int g_init = 0;
 static ew_nn_threads_t g_mode = EW_NN_THREADS_OMP;
@@ -33,4 +36,26 @@ ew_nn_threads_t ew_nn_threads_mode(void)
 {
     (void)ew_nn_team();
     return g_mode;
+}
+
+void ew_nn_tune_environment(char **argv)
+{
+    if (!argv || !argv[0] || getenv("EWALD_NO_REEXEC")) return;
+    int change = 0;
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        change = 1;
+    }
+#if defined(__x86_64__) && defined(__GNUC__)
+    const char *core = openblas_get_corename();
+    if (!getenv("OPENBLAS_CORETYPE") && core && (!strcmp(core, "Haswell") || !strcmp(core, "Zen")) &&
+        __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+        change = 1;
+    }
+#endif
+    if (!change) return;
+    setenv("EWALD_NO_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);
 }
