@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/mem.h"
+
 static int g_init = 0;
 static ew_nn_threads_t g_mode = EW_NN_THREADS_OMP;
 static int g_nthreads = 1;
@@ -58,4 +60,25 @@ void ew_nn_tune_environment(char **argv)
     if (!change) return;
     setenv("EWALD_NO_REEXEC", "1", 1);
     execv("/proc/self/exe", argv);
+}
+
+static _Thread_local void *tl_scratch = NULL;
+static _Thread_local size_t tl_scratch_size = 0;
+
+void *ew_nn_scratch(size_t bytes)
+{
+    if (bytes > tl_scratch_size || !tl_scratch) {
+        ew_free(tl_scratch);
+        size_t want = bytes + bytes / 4 + 64;
+        tl_scratch = ew_alloc_array(want, 1);
+        tl_scratch_size = tl_scratch ? want : 0;
+    }
+    return tl_scratch;
+}
+
+void ew_nn_scratch_release(void)
+{
+    ew_free(tl_scratch);
+    tl_scratch = NULL;
+    tl_scratch_size = 0;
 }
