@@ -126,12 +126,18 @@ static void FN(bias_grad)(T *db, const T *dout, int oc, size_t P)
 /* Samples per GEMM: a thread im2col's nb samples side by side into a
  * (K, nb P) matrix so that deep layers with small images still give
  * sgemm wide matrices; nb is capped so the column buffer stays below
- * EW_NN_COL_CAP floats. */
+ * EW_NN_COL_CAP floats. Layers with P >= EW_NN_SAMPLE_P output pixels
+ * per sample run one sample per GEMM, which needs no copies between the
+ * grouped and the NCHW layouts. */
 #ifndef EW_NN_COL_CAP
 #define EW_NN_COL_CAP ((size_t)1 << 21)
 #endif
+#ifndef EW_NN_SAMPLE_P
+#define EW_NN_SAMPLE_P 64
+#endif
 static int FN(conv_chunk)(size_t K, size_t P, int per_thread)
 {
+    if (P >= EW_NN_SAMPLE_P) return 1; /* wide enough alone: no gather/scatter copies */
     size_t nb = EW_NN_COL_CAP / (K * P);
     if (nb < 1) nb = 1;
     if (nb > (size_t)per_thread) nb = (size_t)per_thread;
