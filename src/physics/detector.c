@@ -190,7 +190,7 @@ void ew_detector_volume_grid(const ew_detector_t *d, int n_req, int *n, double *
         return;
     }
     double step = d->pixel_m / (d->distance_m * d->wavelength_a);
-    int c = (int)ceil(smax / step) + 1;
+    int c = (int)ceil(smax / step) + 2;
     if (c < 2) c = 2;
     *n = 2 * c + 1;
     *ds = step;
