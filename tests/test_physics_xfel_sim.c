@@ -4,6 +4,9 @@
 #include "core/core.h"
 #include "geom/geom.h"
 #include "physics/xfel_sim.h"
+#include "io/cxi.h"
+#include "io/emcfile.h"
+#include "io/h5vol.h"
 
 /* ---- fixtures: a small random protein-like particle on a 32 x 32 detector ---- */
 
@@ -361,6 +364,90 @@ static void test_interpolation_vs_exact(void **state)
     fixture_free(&f);
 }
 
+/* Streaming to files: the CXI patterns, truth and mask, the .emc counts,
+ * the Dragonfly detector and the volume read back as simulated in memory;
+ * a failing output leaves no file behind. */
+static void test_to_files(void **state)
+{
+    (void)state;
+    fixture_t f;
+    fixture_init(&f, 1000, 0);
+    enum { N = 23 };
+    f.cfg.n_patterns = N;
+    f.cfg.batch = 10;
+    f.cfg.readout_sigma = 0.2;
+    f.cfg.keep_expected = 1;
+    sink_t s;
+    sink_init(&s, N, f.det.npix);
+    assert_ok(ew_xfel_simulate(&f.cfg, &f.det, &f.W, NULL, sink_write, &s, NULL));
+    ew_xfel_model_t m;
+    memset(&m, 0, sizeof m);
+    m.atoms = f.atoms, m.det = f.det, m.W = f.W;
+    m.fluence = ew_xfel_fluence(&f.cfg);
+    char cxi[512], emc[512], dfile[512], vol[512];
+    snprintf(cxi, sizeof cxi, "%s", ew_test_tmpfile("sim.cxi"));
+    snprintf(emc, sizeof emc, "%s", ew_test_tmpfile("sim.emc"));
+    snprintf(dfile, sizeof dfile, "%s", ew_test_tmpfile("det.dat"));
+    snprintf(vol, sizeof vol, "%s", ew_test_tmpfile("vol.h5"));
+    ew_xfel_output_t out = {.cxi_path = cxi, .with_expected = 1, .emc_path = emc, .emc_detector_path = dfile,
+                            .volume_path = vol, .structure_name = "random300"};
+    ew_xfel_stats_t st;
+    assert_ok(ew_xfel_simulate_to_cxi(&m, &f.cfg, &out, &st));
+    assert_int_equal(st.n, N);
+    ew_cxi_reader_t *r;
+    assert_ok(ew_cxi_reader_open(cxi, &r));
+    assert_int_equal(ew_cxi_reader_count(r), N);
+    const ew_cxi_geometry_t *g = ew_cxi_reader_geometry(r);
+    assert_memory_equal(g->mask, f.det.mask, f.det.npix);
+    assert_memory_equal(g->s, f.det.s, 3 * f.det.npix * sizeof(float));
+    float *buf = malloc(sizeof(float) * N * f.det.npix);
+    assert_ok(ew_cxi_read_patterns(r, 0, N, buf));
+    assert_memory_equal(buf, s.data, N * f.det.npix * sizeof(float));
+    assert_ok(ew_cxi_read_expected(r, 0, N, buf));
+    assert_memory_equal(buf, s.expected, N * f.det.npix * sizeof(float));
+    double q[4 * N], fl[N], ph[N];
+    assert_ok(ew_cxi_read_truth(r, 0, N, q, fl, ph));
+    for (int i = 0; i < N; i++) {
+        assert_true(q[4 * i] == s.meta[i].quat.w && q[4 * i + 3] == s.meta[i].quat.z);
+        assert_true(fl[i] == s.meta[i].fluence && ph[i] == s.meta[i].photons_total);
+    }
+    assert_int_equal(ew_cxi_reader_seed(r), 77);
+    ew_cxi_reader_close(r);
+    ew_emc_photons_t ep;
+    assert_ok(ew_emc_photons_read(emc, &ep));
+    assert_int_equal(ep.num_frames, N);
+    /* frame 5's photons: ones and multis against the rounded data */
+    const float *d5 = s.data + 5 * f.det.npix;
+    double want = 0, got = 0;
+    for (size_t p = 0; p < f.det.npix; p++) want += d5[p] > 0 ? (double)lrintf(d5[p]) : 0;
+    got = (double)(ep.ones_off[6] - ep.ones_off[5]);
+    for (int64_t k = ep.multi_off[5]; k < ep.multi_off[6]; k++) got += ep.count_multi[k];
+    assert_close(got, want, 0, 0.5);
+    ew_emc_photons_free(&ep);
+    ew_emc_detector_t ed;
+    assert_ok(ew_emc_detector_read(dfile, &ed));
+    float *s2 = malloc(sizeof(float) * 3 * f.det.npix);
+    assert_ok(ew_emc_detector_to_s(&ed, f.det.wavelength_a, s2));
+    for (size_t p = 0; p < 3 * f.det.npix; p++) assert_close(s2[p], f.det.s[p], 1e-5, 1e-7);
+    ew_emc_detector_free(&ed);
+    ew_rvol_t W2;
+    assert_ok(ew_h5vol_read_rvol(vol, &W2, NULL, NULL));
+    assert_int_equal(W2.n, f.W.n);
+    assert_memory_equal(W2.data, f.W.data, (size_t)W2.n * W2.n * W2.n * sizeof(float));
+    ew_rvol_free(&W2);
+    free(s2), free(buf);
+    /* an unwritable CXI path: an error, and no other file left either */
+    remove(emc), remove(vol), remove(dfile);
+    out.cxi_path = "/nonexistent-dir/x.cxi";
+    assert_int_not_equal(ew_xfel_simulate_to_cxi(&m, &f.cfg, &out, NULL), EW_OK);
+    assert_int_not_equal(access(emc, F_OK), 0);
+    assert_int_not_equal(access(vol, F_OK), 0);
+    assert_int_not_equal(access(dfile, F_OK), 0);
+    remove(cxi);
+    sink_free(&s);
+    fixture_free(&f);
+}
+
 /* The whole pipeline from a PDB file (shared data; skipped if absent). */
 static void test_model_from_pdb(void **state)
 {
@@ -393,7 +480,7 @@ int main(void)
         cmocka_unit_test(test_reference_fluence),      cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_mean_photons),           cmocka_unit_test(test_noise_goodness_of_fit),
         cmocka_unit_test(test_fluence_jitter),         cmocka_unit_test(test_interpolation_vs_exact),
-        cmocka_unit_test(test_model_from_pdb),
+        cmocka_unit_test(test_model_from_pdb),          cmocka_unit_test(test_to_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,14 @@
 /* ewald physics: the XFEL single-particle dataset simulator. */
 #include "physics/xfel_sim.h"
 
+#include "io/cxi.h"
+#include "io/emcfile.h"
+#include "io/h5vol.h"
+
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 ew_xfel_config_t ew_xfel_config_reference(void)
@@ -396,5 +402,176 @@ ew_status_t ew_xfel_model_build(const ew_xfel_setup_t *setup, ew_xfel_model_t *m
         m->build_seconds = ew_time_now() - t0;
     }
     if (st != EW_OK) ew_xfel_model_free(m);
+    return st;
+}
+
+/* ---- streaming to files ---- */
+
+typedef struct {
+    ew_cxi_writer_t *cxi;
+    ew_emc_writer_t *emc;
+    size_t first, npix;
+    int with_expected;
+    double *quat, *flu, *phot; /* (batch) staging for ground truth */
+    int32_t *counts;           /* (npix) staging for the .emc */
+    size_t cap;
+} file_sink_t;
+
+static ew_status_t file_sink_write(void *ctx, const ew_xfel_pattern_t *p, size_t count)
+{
+    file_sink_t *fs = ctx;
+    if (count == 0) return EW_OK;
+    if (count > fs->cap) {
+        ew_free(fs->quat), ew_free(fs->flu), ew_free(fs->phot);
+        fs->quat = ew_alloc_array(4 * count, sizeof(double));
+        fs->flu = ew_alloc_array(count, sizeof(double));
+        fs->phot = ew_alloc_array(count, sizeof(double));
+        fs->cap = count;
+        if (!fs->quat || !fs->flu || !fs->phot) {
+            fs->cap = 0;
+            return ew_fail(EW_ERR_NOMEM, "xfel output: no staging for %zu patterns", count);
+        }
+    }
+    long long i0 = (long long)(p[0].index - fs->first);
+    if (fs->cxi) {
+        /* the batch's patterns are contiguous in one buffer (ew_xfel_simulate) */
+        EW_TRY(ew_cxi_write_patterns(fs->cxi, i0, (long long)count, p[0].data));
+        if (fs->with_expected) EW_TRY(ew_cxi_write_expected(fs->cxi, i0, (long long)count, p[0].expected));
+        for (size_t k = 0; k < count; k++) {
+            fs->quat[4 * k] = p[k].quat.w, fs->quat[4 * k + 1] = p[k].quat.x;
+            fs->quat[4 * k + 2] = p[k].quat.y, fs->quat[4 * k + 3] = p[k].quat.z;
+            fs->flu[k] = p[k].fluence;
+            fs->phot[k] = p[k].photons_total;
+        }
+        EW_TRY(ew_cxi_write_truth(fs->cxi, i0, (long long)count, fs->quat, fs->flu, fs->phot));
+    }
+    if (fs->emc) {
+        for (size_t k = 0; k < count; k++) {
+            const float *d = p[k].data;
+            for (size_t q = 0; q < fs->npix; q++) {
+                float v = d[q] > 0.0f ? d[q] : 0.0f;
+                fs->counts[q] = v < 2147483647.0f ? (int32_t)lrintf(v) : 2147483647;
+            }
+            EW_TRY(ew_emc_writer_add_counts(fs->emc, fs->counts));
+        }
+    }
+    return EW_OK;
+}
+
+static ew_status_t cxi_geometry_of(const ew_detector_t *d, ew_cxi_geometry_t *g)
+{
+    EW_TRY(ew_cxi_geometry_alloc(g, d->nx, d->ny, 1));
+    g->distance_m = d->distance_m;
+    g->pixel_x_m = g->pixel_y_m = d->pixel_m;
+    g->center_x = d->cx;
+    g->center_y = d->cy;
+    g->photon_energy_ev = d->cfg.energy_ev;
+    g->wavelength_a = d->wavelength_a;
+    memcpy(g->s, d->s, 3 * d->npix * sizeof(float));
+    memcpy(g->mask, d->mask, d->npix);
+    memcpy(g->solid_angle, d->solid_angle, d->npix * sizeof(float));
+    memcpy(g->polarization, d->polarization, d->npix * sizeof(float));
+    return EW_OK;
+}
+
+ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_config_t *cfg,
+                                    const ew_xfel_output_t *out, ew_xfel_stats_t *stats)
+{
+    EW_ASSERT(m != NULL && cfg != NULL && out != NULL);
+    if (!out->cxi_path && !out->emc_path && !out->emc_detector_path && !out->volume_path)
+        return ew_fail(EW_ERR_ARG, "xfel output: no output file given");
+    if (out->cxi_deflate < 0 || out->cxi_deflate > 9)
+        return ew_fail(EW_ERR_ARG, "xfel output: deflate level %d is not in 0..9", out->cxi_deflate);
+    const ew_detector_t *det = &m->det;
+    ew_status_t st = EW_OK;
+    /* small files first: the volume and the Dragonfly detector */
+    char *vol_tmp = NULL, *det_tmp = NULL;
+    if (out->volume_path) {
+        ew_h5meta_t meta = {0};
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.17g", m->fluence);
+        st = ew_h5meta_set(&meta, "fluence_photons_per_A2", buf);
+        if (st == EW_OK) st = ew_h5meta_set(&meta, "quantity", "W(s) = fluence r_e^2 |F(s)|^2");
+        if (st == EW_OK && out->structure_name) st = ew_h5meta_set(&meta, "structure", out->structure_name);
+        /* written under a temporary name; renamed at the end with the others */
+        vol_tmp = ew_temp_name(out->volume_path);
+        if (st == EW_OK && !vol_tmp) st = ew_fail(EW_ERR_NOMEM, "%s: no temporary name", out->volume_path);
+        if (st == EW_OK) st = ew_h5vol_write_rvol(vol_tmp, &m->W, "photons/sr", &meta);
+        ew_h5meta_free(&meta);
+    }
+    if (st == EW_OK && out->emc_detector_path) {
+        ew_emc_detector_t ed;
+        st = ew_emc_detector_from_s(det->s, det->mask, det->corr, (int)det->npix, det->wavelength_a,
+                                    det->distance_m / det->pixel_m, m->W.ds, &ed);
+        det_tmp = st == EW_OK ? ew_temp_name(out->emc_detector_path) : NULL;
+        if (st == EW_OK && !det_tmp) st = ew_fail(EW_ERR_NOMEM, "%s: no temporary name", out->emc_detector_path);
+        if (st == EW_OK) st = ew_emc_detector_write(det_tmp, &ed);
+        if (st == EW_OK || det_tmp) ew_emc_detector_free(&ed);
+    }
+    file_sink_t fs;
+    memset(&fs, 0, sizeof fs);
+    fs.first = cfg->first_index;
+    fs.npix = det->npix;
+    fs.with_expected = out->with_expected && out->cxi_path;
+    ew_cxi_geometry_t g;
+    memset(&g, 0, sizeof g);
+    if (st == EW_OK && out->cxi_path) {
+        st = cxi_geometry_of(det, &g);
+        ew_cxi_write_options_t wo;
+        memset(&wo, 0, sizeof wo);
+        wo.n_patterns = (long long)cfg->n_patterns;
+        wo.deflate = out->cxi_deflate;
+        wo.structure = out->structure_name;
+        wo.seed = cfg->seed;
+        wo.with_truth = 1;
+        wo.with_expected = fs.with_expected;
+        if (st == EW_OK) st = ew_cxi_writer_open(out->cxi_path, &g, &wo, &fs.cxi);
+    }
+    if (st == EW_OK && out->emc_path) {
+        fs.counts = ew_alloc_array(det->npix, sizeof(int32_t));
+        if (!fs.counts) st = ew_fail(EW_ERR_NOMEM, "%s: no staging buffer", out->emc_path);
+        if (st == EW_OK) st = ew_emc_writer_open(out->emc_path, (int)det->npix, &fs.emc);
+    }
+    if (st == EW_OK && (out->cxi_path || out->emc_path)) {
+        ew_xfel_config_t c = *cfg;
+        c.keep_expected = fs.with_expected;
+        st = ew_xfel_simulate(&c, det, c.exact ? NULL : &m->W, &m->atoms, file_sink_write, &fs, stats);
+    }
+    /* finish, or discard everything: all files or none */
+    int done_cxi = 0, done_emc = 0, done_vol = 0, done_det = 0;
+    if (st == EW_OK && fs.cxi) {
+        st = ew_cxi_writer_close(fs.cxi);
+        fs.cxi = NULL;
+        done_cxi = st == EW_OK;
+    }
+    if (st == EW_OK && fs.emc) {
+        st = ew_emc_writer_close(fs.emc);
+        fs.emc = NULL;
+        done_emc = st == EW_OK;
+    }
+    if (st == EW_OK && vol_tmp) {
+        st = ew_commit_rename(vol_tmp, out->volume_path);
+        vol_tmp = NULL;
+        done_vol = st == EW_OK;
+    }
+    if (st == EW_OK && det_tmp) {
+        st = ew_commit_rename(det_tmp, out->emc_detector_path);
+        det_tmp = NULL;
+        done_det = st == EW_OK;
+    }
+    if (st != EW_OK) {
+        ew_cxi_writer_abort(fs.cxi);
+        ew_emc_writer_abort(fs.emc);
+        if (vol_tmp) remove(vol_tmp);
+        if (det_tmp) remove(det_tmp);
+        if (done_cxi) remove(out->cxi_path);
+        if (done_emc) remove(out->emc_path);
+        if (done_vol) remove(out->volume_path);
+        if (done_det) remove(out->emc_detector_path);
+    }
+    free(vol_tmp);
+    free(det_tmp);
+    ew_cxi_geometry_free(&g);
+    ew_free(fs.quat), ew_free(fs.flu), ew_free(fs.phot), ew_free(fs.counts);
     return st;
 }

@@ -157,4 +157,25 @@ typedef struct {
 ew_status_t ew_xfel_model_build(const ew_xfel_setup_t *setup, ew_xfel_model_t *m);
 void ew_xfel_model_free(ew_xfel_model_t *m);
 
+/* Where a simulation goes on disk (NULL paths: not written). */
+typedef struct {
+    const char *cxi_path;         /* CXI file (io/cxi.h): patterns, mask, geometry, ground truth
+                                     (quaternions, fluence in photons/um^2, photons per pattern =
+                                     photons_total: masked pixels included) */
+    int cxi_deflate;              /* gzip level 0..9 */
+    int with_expected;            /* also the noise-free patterns (ground_truth/expected) */
+    const char *emc_path;         /* Dragonfly sparse photon file (io/emcfile.h); values are rounded
+                                     to the nearest non-negative integer (readout noise) */
+    const char *emc_detector_path;/* Dragonfly detector file (q in voxels of the photon volume) */
+    const char *volume_path;      /* the true photon volume W, HDF5 (io/h5vol.h), photons/sr */
+    const char *structure_name;   /* stored as metadata (may be NULL) */
+} ew_xfel_output_t;
+
+/* Simulate cfg->n_patterns patterns of model m (cfg->exact uses the atoms)
+ * and stream them to the files of out (at least one path, else
+ * EW_ERR_ARG). Every file is written under a temporary name and renamed
+ * when complete: on error no output file is left. stats may be NULL. */
+ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_config_t *cfg,
+                                    const ew_xfel_output_t *out, ew_xfel_stats_t *stats);
+
 #endif
