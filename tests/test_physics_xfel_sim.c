@@ -263,6 +263,11 @@ static void test_noise_goodness_of_fit(void **state)
         dmax = fmax(dmax, fmax(fabs(F - (double)i / m), fabs(F - (double)(i + 1) / m)));
     }
     assert_true(dmax * sqrt((double)m) < 1.95); /* KS at p = 0.001 */
+    /* the tails (the ziggurat's slow paths): P(|z| > 3) = 0.0026998, P(|z| > 3.6) = 3.18e-4 */
+    size_t t3 = 0, t36 = 0;
+    for (size_t i = 0; i < m; i++) t3 += fabs(z[i]) > 3.0, t36 += fabs(z[i]) > 3.6;
+    assert_close(t3, 0.0026998 * m, 0, 4 * sqrt(0.0026998 * m));
+    assert_close(t36, 3.18e-4 * m, 0, 4 * sqrt(3.18e-4 * m) + 1);
     free(z);
     sink_free(&s);
     fixture_free(&f);
