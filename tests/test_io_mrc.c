@@ -271,6 +271,21 @@ static void test_hostile(void **state)
         free(buf);
         free(b);
     }
+    /* the real EMDB map, truncated and bit-flipped */
+    const char *emd = ew_test_data("cryoem/EMD-3197.map");
+    if (emd) {
+        size_t len = 0;
+        uint8_t *b = ew_test_read_bytes(emd, &len);
+        uint8_t *buf = malloc(len);
+        for (int t = 0; t <= 10; t++) check_hostile(b, len * (size_t)t / 10, "emd-trunc.map");
+        for (size_t f = 0; f < 400; f++) {
+            memcpy(buf, b, len);
+            buf[(f * 5u) % 1024] ^= (uint8_t)(1u << (f % 8));
+            check_hostile(buf, len, "emd-flip.map");
+        }
+        free(buf);
+        free(b);
+    }
     /* a header that promises a huge volume must not allocate it */
     uint8_t hdr[1024] = {0};
     int32_t big[4] = {1 << 20, 1 << 20, 1 << 20, 2};

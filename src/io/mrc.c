@@ -190,8 +190,9 @@ ew_status_t ew_mrc_header_parse(const void *buf, size_t len, uint64_t file_size,
         if (h->mapc == 0 && h->mapr == 0 && h->maps == 0) {
             ew_warn("%s: axis order mapc, mapr, maps is 0, 0, 0; assuming 1, 2, 3", name);
         } else {
-            int perm = h->mapc + h->mapr + h->maps == 6 && h->mapc * h->mapr * h->maps == 6 &&
-                       h->mapc >= 1 && h->mapr >= 1 && h->maps >= 1;
+            int perm = h->mapc >= 1 && h->mapc <= 3 && h->mapr >= 1 && h->mapr <= 3 &&
+                       h->maps >= 1 && h->maps <= 3 && h->mapc != h->mapr && h->mapc != h->maps &&
+                       h->mapr != h->maps;
             return ew_fail(perm ? EW_ERR_UNSUPPORTED : EW_ERR_FORMAT,
                            "%s: axis order mapc, mapr, maps = %d, %d, %d %s", name, h->mapc,
                            h->mapr, h->maps,

@@ -300,7 +300,7 @@ static ew_status_t pdb_atom(const char *line, size_t len, const char *name, size
     r->z = (uint8_t)z;
     field(line, len, 78, 80, f);
     int q;
-    if (parse_charge(f, 2, &q) || q >= z)
+    if (parse_charge(f, 2, &q) || q > z)
         return ew_fail(EW_ERR_FORMAT, "%s:%zu: charge '%s' (columns 79-80) is not valid", name,
                        lineno, f);
     r->charge = (int8_t)q;
@@ -491,7 +491,7 @@ static ew_status_t cif_row(const cif_tok_t *v, const int *col, const char *name,
 #define TOK(c) cif_col(v, col, c)
     const cif_tok_t *t = TOK(C_MODEL);
     if (t) {
-        if (parse_num(t->p, t->n, &x))
+        if (parse_num(t->p, t->n, &x) || fabs(x) > 1e9)
             return ew_fail(EW_ERR_FORMAT, "%s:%zu: pdbx_PDB_model_num '%.*s' is not a number", name,
                            line, (int)(t->n > 20 ? 20 : t->n), t->p);
         if (*model == LONG_MIN) *model = (long)x;
@@ -554,7 +554,7 @@ static ew_status_t cif_row(const cif_tok_t *v, const int *col, const char *name,
     r.z = (uint8_t)z;
     int q = 0;
     if ((t = TOK(C_CHARGE))) {
-        if (parse_charge(t->p, t->n > 7 ? 7 : t->n, &q) || q >= z || q < -8)
+        if (parse_charge(t->p, t->n > 7 ? 7 : t->n, &q) || q > z)
             return ew_fail(EW_ERR_FORMAT, "%s:%zu: pdbx_formal_charge '%.*s' is not valid", name,
                            line, (int)(t->n > 20 ? 20 : t->n), t->p);
     }
