@@ -440,6 +440,46 @@ static void test_detector_roundtrip(void **state)
     ew_emc_detector_free(&det);
 }
 
+/* CXI geometry -> Dragonfly detector -> CXI geometry keeps s, mask, distance and the beam centre. */
+static void test_geometry_conversion(void **state)
+{
+    (void)state;
+    ew_cxi_geometry_t g, back;
+    assert_ok(ew_cxi_geometry_alloc(&g, 12, 8, 1));
+    g.distance_m = 0.3;
+    g.pixel_x_m = g.pixel_y_m = 5e-4;
+    g.center_x = 5.25;
+    g.center_y = 3.5;
+    g.wavelength_a = 1.7;
+    g.photon_energy_ev = EW_HC_EV_A / 1.7;
+    assert_ok(ew_cxi_geometry_flat_s(&g));
+    for (int p = 0; p < 96; p++) g.mask[p] = (uint8_t)(p % 5 == 0);
+    ew_emc_detector_t det;
+    const double ds = 0.002;
+    assert_ok(ew_emc_detector_from_geometry(&g, ds, &det));
+    assert_close(det.detd, 600.0, 1e-12, 0);
+    assert_close(det.ewald_rad, 1.0 / (1.7 * ds), 1e-12, 0);
+    /* Dragonfly's corr is solid angle x polarization */
+    assert_close(det.corr[17], (double)g.solid_angle[17] * g.polarization[17], 1e-6, 0);
+    /* q agrees with Dragonfly's own formula for the pixel offsets */
+    double q[3];
+    dragonfly_q(7 - 5.25, 2 - 3.5, 600.0, det.ewald_rad, q);
+    for (int k = 0; k < 3; k++) assert_close(det.q[3 * (2 * 12 + 7) + k], q[k], 1e-5, 1e-4);
+    assert_ok(ew_emc_detector_to_geometry(&det, 1.7, 5e-4, 12, 8, &back));
+    assert_close(back.distance_m, 0.3, 1e-12, 0);
+    assert_close(back.center_x, 5.25, 0, 1e-4);
+    assert_close(back.center_y, 3.5, 0, 1e-4);
+    assert_close(back.photon_energy_ev, g.photon_energy_ev, 1e-12, 0);
+    for (int i = 0; i < 96 * 3; i++) assert_close(back.s[i], g.s[i], 1e-6, 1e-9);
+    assert_memory_equal(back.mask, g.mask, 96);
+    assert_null(back.solid_angle);
+    ew_cxi_geometry_free(&back);
+    assert_int_equal(ew_emc_detector_to_geometry(&det, 1.7, 5e-4, 10, 8, &back), EW_ERR_ARG);
+    assert_null(back.s);
+    ew_emc_detector_free(&det);
+    ew_cxi_geometry_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_truncated_and_flipped_photons),
         cmocka_unit_test(test_detector_text_and_units),
         cmocka_unit_test(test_detector_roundtrip),
+        cmocka_unit_test(test_geometry_conversion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

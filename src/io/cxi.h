@@ -26,6 +26,10 @@
  * r = ((ix - cx) px, (iy - cy) py, D) with (cx, cy) the beam centre in
  * pixels; ew_cxi_geometry_flat_s() computes that. Images are row-major,
  * iy (slow) then ix (fast).
+ *
+ * Threads: the serial HDF5 library is not thread-safe; call the writer and
+ * reader functions from one thread at a time (read slices, then process
+ * them in parallel).
  */
 #ifndef EW_IO_CXI_H
 #define EW_IO_CXI_H
@@ -62,7 +66,7 @@ ew_status_t ew_cxi_geometry_alloc(ew_cxi_geometry_t *g, int width, int height, i
  * polarized along x, 1 - (r_x/|r|)^2). EW_ERR_ARG on non-positive sizes. */
 ew_status_t ew_cxi_geometry_flat_s(ew_cxi_geometry_t *g);
 
-/* Deep copy (dst is overwritten). */
+/* Deep copy (dst is overwritten; on error dst is left empty). */
 ew_status_t ew_cxi_geometry_copy(ew_cxi_geometry_t *dst, const ew_cxi_geometry_t *src);
 
 /* Free the arrays (g may be NULL); g is left empty. */

@@ -790,3 +790,60 @@ ew_status_t ew_emc_detector_from_s(const float *s, const uint8_t *mask, const fl
     }
     return EW_OK;
 }
+
+ew_status_t ew_emc_detector_from_geometry(const ew_cxi_geometry_t *g, double voxel_ds, ew_emc_detector_t *det)
+{
+    memset(det, 0, sizeof *det);
+    size_t npix = (size_t)g->width * (size_t)g->height;
+    if (g->width <= 0 || g->height <= 0 || npix > INT_MAX || !g->s || !g->mask)
+        return ew_fail(EW_ERR_ARG, "EMC detector: geometry %d x %d without s-vectors or mask", g->width, g->height);
+    if (!(g->pixel_x_m > 0) || !(g->distance_m > 0))
+        return ew_fail(EW_ERR_ARG, "EMC detector: distance %g m and pixel %g m must be positive", g->distance_m,
+                       g->pixel_x_m);
+    float *corr = ew_alloc_array(npix, sizeof *corr);
+    if (!corr) return EW_ERR_NOMEM;
+    for (size_t p = 0; p < npix; p++)
+        corr[p] = (g->solid_angle ? g->solid_angle[p] : 1.0f) * (g->polarization ? g->polarization[p] : 1.0f);
+    ew_status_t st = ew_emc_detector_from_s(g->s, g->mask, corr, (int)npix, g->wavelength_a,
+                                            g->distance_m / g->pixel_x_m, voxel_ds, det);
+    ew_free(corr);
+    return st;
+}
+
+ew_status_t ew_emc_detector_to_geometry(const ew_emc_detector_t *det, double wavelength_a, double pixel_m, int width,
+                                        int height, ew_cxi_geometry_t *g)
+{
+    memset(g, 0, sizeof *g);
+    if (width <= 0 || height <= 0 || (long long)width * height != det->num_pix)
+        return ew_fail(EW_ERR_ARG, "EMC detector: %d x %d pixels do not match num_pix = %d", width, height,
+                       det->num_pix);
+    if (!(pixel_m > 0) || !(det->detd > 0))
+        return ew_fail(EW_ERR_ARG, "EMC detector: pixel size %g m and detd %g must be positive", pixel_m, det->detd);
+    EW_TRY(ew_cxi_geometry_alloc(g, width, height, 0));
+    ew_status_t st = ew_emc_detector_to_s(det, wavelength_a, g->s);
+    if (st != EW_OK) {
+        ew_cxi_geometry_free(g);
+        return st;
+    }
+    memcpy(g->mask, det->mask, (size_t)det->num_pix);
+    g->wavelength_a = wavelength_a;
+    g->photon_energy_ev = EW_HC_EV_A / wavelength_a;
+    g->pixel_x_m = g->pixel_y_m = pixel_m;
+    g->distance_m = det->detd * pixel_m;
+    /* each pixel's offset from the beam in pixels: (cx, cy) = q_xy detd / (R + qz)
+     * (Dragonfly's Detector._process_det); the centre is index - offset, averaged */
+    double sx = 0, sy = 0;
+    long long n = 0;
+    for (int iy = 0; iy < height; iy++)
+        for (int ix = 0; ix < width; ix++) {
+            const double *q = det->q + 3 * ((size_t)iy * (size_t)width + (size_t)ix);
+            double den = det->ewald_rad + q[2];
+            if (!(den > 0)) continue;
+            sx += ix - q[0] * det->detd / den;
+            sy += iy - q[1] * det->detd / den;
+            n++;
+        }
+    g->center_x = n ? sx / (double)n : 0.5 * (width - 1);
+    g->center_y = n ? sy / (double)n : 0.5 * (height - 1);
+    return EW_OK;
+}

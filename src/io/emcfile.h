@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "io/cxi.h"
 
 #define EW_EMC_HEADER_BYTES 1024
 
@@ -143,5 +144,22 @@ ew_status_t ew_emc_detector_to_s(const ew_emc_detector_t *det, double wavelength
 ew_status_t ew_emc_detector_from_s(const float *s, const uint8_t *mask, const float *corr, int npix,
                                    double wavelength_a, double detd_pix, double voxel_ds,
                                    ew_emc_detector_t *det);
+
+/* A detector from a CXI geometry: q = s / voxel_ds, ewald_rad =
+ * 1 / (lambda voxel_ds), detd = distance / pixel_x, corr = solid_angle x
+ * polarization (each taken as 1 where the geometry lacks it), mask copied.
+ * Pixels in row-major order (iy, ix). On error det is left empty. */
+ew_status_t ew_emc_detector_from_geometry(const ew_cxi_geometry_t *g, double voxel_ds, ew_emc_detector_t *det);
+
+/* A CXI geometry of width x height (width * height == num_pix, row-major)
+ * from a detector: s from ew_emc_detector_to_s, mask copied, distance =
+ * detd * pixel_m, square pixels of pixel_m, photon energy from the
+ * wavelength, and the beam centre fitted from the pixel directions assuming
+ * ewald's axes (qx along the fast axis ix, qy along the slow axis iy);
+ * solid_angle and polarization are left NULL (corr does not separate them).
+ * EW_ERR_ARG on a size mismatch or non-positive parameters; on error g is
+ * left empty. */
+ew_status_t ew_emc_detector_to_geometry(const ew_emc_detector_t *det, double wavelength_a, double pixel_m, int width,
+                                        int height, ew_cxi_geometry_t *g);
 
 #endif

@@ -7,7 +7,7 @@
 void ew_h5_quiet(void)
 {
     /* Idempotent and cheap; HDF5 keeps this per library instance. */
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    (void)H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* failure would only mean noisier stderr */
 }
 
 ew_status_t ew_h5_open_read(const char *path, hid_t *file)

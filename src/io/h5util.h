@@ -49,9 +49,10 @@ ew_status_t ew_h5_dataset_shape(hid_t loc, const char *fname, const char *path, 
 ew_status_t ew_h5_read_numeric(hid_t loc, const char *fname, const char *path, hid_t mem_type, int rank,
                                const hsize_t *want, void *buf, size_t count_max);
 
-/* Read/write a hyperslab [start, start+count) along dimension 0 of a dataset
- * whose other dimensions are whole; row_elems is the product of the other
- * dimensions (elements per row). */
+/* Read (write = 0) or write (write = 1) rows [start, start + count) along
+ * dimension 0 of an open dataset, all of its other dimensions; buf holds
+ * count rows in mem_type. EW_ERR_RANGE if the rows are outside the
+ * dataset's current extent. */
 ew_status_t ew_h5_rows_io(hid_t dset, const char *fname, const char *path, int write, hid_t mem_type,
                           hsize_t start, hsize_t count, void *buf);
 

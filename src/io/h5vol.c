@@ -83,13 +83,13 @@ static ew_status_t write_file(hid_t f, const char *path, const ew_h5vol_t *v)
     if (st == EW_OK)
         st = ew_h5_attr_set_str(d, path, "/volume", "voxel_size_units", rec ? "1/Angstrom" : "Angstrom");
     if (st == EW_OK) st = ew_h5_attr_set_f64(d, path, "/volume", "origin", v->origin, 3);
-    H5Dclose(d);
+    if (H5Dclose(d) < 0 && st == EW_OK) st = ew_fail(EW_ERR_IO, "%s: dataset /volume: close failed", path);
     EW_TRY(st);
     hid_t g = H5Gcreate2(f, "/metadata", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) return ew_fail(EW_ERR_IO, "%s: cannot create group /metadata", path);
     for (size_t i = 0; i < v->meta.n && st == EW_OK; i++)
         st = ew_h5_attr_set_str(g, path, "/metadata", v->meta.keys[i], v->meta.values[i]);
-    H5Gclose(g);
+    if (H5Gclose(g) < 0 && st == EW_OK) st = ew_fail(EW_ERR_IO, "%s: group /metadata: close failed", path);
     return st;
 }
 

@@ -12,6 +12,7 @@
  *   root attributes: creator "ewald", ewald_version
  * Reciprocal volumes from ew_rvol_t follow physics/slice.h: voxel i sits at
  * (i - n/2) ds, so origin = -(n/2) ds on every axis.
+ * Not thread-safe (serial HDF5): one call at a time.
  */
 #ifndef EW_IO_H5VOL_H
 #define EW_IO_H5VOL_H
