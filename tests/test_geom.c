@@ -494,6 +494,33 @@ static void test_grid_covering(void **state)
     }
 }
 
+/* a grid big enough for the threaded nearest search agrees with brute force */
+static void test_grid_nearest_large(void **state)
+{
+    (void)state;
+    ew_rotgrid_t g;
+    assert_ok(ew_rotgrid_600cell(18, &g));
+    assert_int_equal(g.n, 291780);
+    for (uint64_t i = 0; i < 8; i++) {
+        ew_quat_t q = rand_q(700000 + i);
+        double ang;
+        size_t k = ew_rotgrid_nearest(&g, q, &ang);
+        size_t kb = 0;
+        double best = 10;
+        for (size_t j = 0; j < g.n; j++) {
+            double a = ew_quat_angle(g.quat[j], q);
+            if (a < best) {
+                best = a;
+                kb = j;
+            }
+        }
+        assert_close(ang, best, 0, 1e-12);
+        assert_true(k == kb || fabs(ew_quat_angle(g.quat[k], q) - best) < 1e-12);
+        assert_true(ang < 0.8 * g.spacing);
+    }
+    ew_rotgrid_free(&g);
+}
+
 static void test_grid_random(void **state)
 {
     (void)state;
@@ -520,7 +547,8 @@ int main(void)
         cmocka_unit_test(test_rot6d),             cmocka_unit_test(test_euler_relion),
         cmocka_unit_test(test_random_uniform),    cmocka_unit_test(test_grid_counts),
         cmocka_unit_test(test_grid_level1_group), cmocka_unit_test(test_grid_quadrature),
-        cmocka_unit_test(test_grid_covering),     cmocka_unit_test(test_grid_random),
+        cmocka_unit_test(test_grid_covering),     cmocka_unit_test(test_grid_nearest_large),
+        cmocka_unit_test(test_grid_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

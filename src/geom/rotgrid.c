@@ -288,11 +288,24 @@ size_t ew_rotgrid_nearest(const ew_rotgrid_t *g, ew_quat_t q, double *angle)
     size_t best = 0;
     double bd = -1.0;
     const ew_quat_t *p = g->quat;
-    for (size_t i = 0; i < g->n; i++) {
-        double d = fabs(p[i].w * q.w + p[i].x * q.x + p[i].y * q.y + p[i].z * q.z);
-        if (d > bd) {
-            bd = d;
-            best = i;
+    /* the largest |dot| is the smallest angle; big grids are split over
+     * threads (ties go to the lowest index, as in the serial loop) */
+#pragma omp parallel if (g->n > 262144)
+    {
+        size_t tb = 0;
+        double td = -1.0;
+#pragma omp for schedule(static) nowait
+        for (size_t i = 0; i < g->n; i++) {
+            double d = fabs(p[i].w * q.w + p[i].x * q.x + p[i].y * q.y + p[i].z * q.z);
+            if (d > td) {
+                td = d;
+                tb = i;
+            }
+        }
+#pragma omp critical(ew_rotgrid_nearest)
+        if (td > bd || (td == bd && tb < best)) {
+            bd = td;
+            best = tb;
         }
     }
     if (angle) *angle = ew_quat_angle(g->quat[best], q);
