@@ -4,6 +4,8 @@
 #include "io/cxi.h"
 #include "io/emcfile.h"
 #include "io/h5vol.h"
+#include "io/npy.h"
+#include "io/png.h"
 
 #include <math.h>
 #include <omp.h>
@@ -485,6 +487,9 @@ typedef struct {
     double *quat, *flu, *phot; /* (batch) staging for ground truth */
     int32_t *counts;           /* (npix) staging for the .emc */
     size_t cap;
+    float *preview;            /* (preview_n, npix) first patterns for the montage, or NULL */
+    size_t preview_n, preview_have;
+    double *photons;           /* (n_patterns) photons_total, for the histogram, or NULL */
 } file_sink_t;
 
 static ew_status_t file_sink_write(void *ctx, const ew_xfel_pattern_t *p, size_t count)
@@ -503,6 +508,11 @@ static ew_status_t file_sink_write(void *ctx, const ew_xfel_pattern_t *p, size_t
         }
     }
     long long i0 = (long long)(p[0].index - fs->first);
+    for (size_t k = 0; k < count; k++) {
+        if (fs->photons) fs->photons[(size_t)i0 + k] = p[k].photons_total;
+        if (fs->preview && fs->preview_have < fs->preview_n)
+            memcpy(fs->preview + fs->preview_have++ * fs->npix, p[k].data, fs->npix * sizeof(float));
+    }
     if (fs->cxi) {
         /* the batch's patterns are contiguous in one buffer (ew_xfel_simulate) */
         EW_TRY(ew_cxi_write_patterns(fs->cxi, i0, (long long)count, p[0].data));
@@ -548,7 +558,8 @@ ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_conf
                                     const ew_xfel_output_t *out, ew_xfel_stats_t *stats)
 {
     EW_ASSERT(m != NULL && cfg != NULL && out != NULL);
-    if (!out->cxi_path && !out->emc_path && !out->emc_detector_path && !out->volume_path)
+    if (!out->cxi_path && !out->emc_path && !out->emc_detector_path && !out->volume_path && !out->montage_path &&
+        !out->histogram_path)
         return ew_fail(EW_ERR_ARG, "xfel output: no output file given");
     if (out->cxi_deflate < 0 || out->cxi_deflate > 9)
         return ew_fail(EW_ERR_ARG, "xfel output: deflate level %d is not in 0..9", out->cxi_deflate);
@@ -602,13 +613,44 @@ ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_conf
         if (!fs.counts) st = ew_fail(EW_ERR_NOMEM, "%s: no staging buffer", out->emc_path);
         if (st == EW_OK) st = ew_emc_writer_open(out->emc_path, (int)det->npix, &fs.emc);
     }
-    if (st == EW_OK && (out->cxi_path || out->emc_path)) {
+    if (st == EW_OK && out->montage_path) {
+        fs.preview_n = out->montage_count > 0 ? (size_t)out->montage_count : 16;
+        if (fs.preview_n > cfg->n_patterns) fs.preview_n = cfg->n_patterns;
+        fs.preview = ew_alloc_array(fs.preview_n * det->npix + 1, sizeof(float));
+        if (!fs.preview) st = ew_fail(EW_ERR_NOMEM, "%s: no buffer for the montage", out->montage_path);
+    }
+    if (st == EW_OK && out->histogram_path) {
+        fs.photons = ew_alloc_array(cfg->n_patterns + 1, sizeof(double));
+        if (!fs.photons) st = ew_fail(EW_ERR_NOMEM, "%s: no buffer for %zu totals", out->histogram_path, cfg->n_patterns);
+    }
+    if (st == EW_OK && (out->cxi_path || out->emc_path || fs.preview || fs.photons)) {
         ew_xfel_config_t c = *cfg;
         c.keep_expected = fs.with_expected;
         st = ew_xfel_simulate(&c, det, c.exact ? NULL : &m->W, &m->atoms, file_sink_write, &fs, stats);
     }
     /* finish, or discard everything: all files or none */
-    int done_cxi = 0, done_emc = 0, done_vol = 0, done_det = 0;
+    int done_cxi = 0, done_emc = 0, done_vol = 0, done_det = 0, done_mon = 0, done_hist = 0;
+    if (st == EW_OK && fs.preview && fs.preview_have > 0) {
+        ew_image_options_t io = ew_image_options_default();
+        io.scaling = EW_SCALE_LOG;
+        io.mask_threshold = EW_MASK_BAD;
+        io.clip_lo = 0.0;
+        io.clip_hi = 100.0;
+        st = ew_png_montage(out->montage_path, fs.preview, (int)fs.preview_have, det->nx, det->ny, det->mask, 0,
+                            det->nx < 128 ? 2 : 1, NULL, 1, &io);
+        done_mon = st == EW_OK;
+    }
+    if (st == EW_OK && fs.photons && cfg->n_patterns > 0) {
+        ew_plot_t *pl = ew_plot_new(640, 420, "photons per pattern", "photons (all pixels)", "patterns");
+        if (!pl) st = EW_ERR_NOMEM;
+        double mean = 0;
+        for (size_t i = 0; i < cfg->n_patterns; i++) mean += fs.photons[i] / (double)cfg->n_patterns;
+        if (st == EW_OK) st = ew_plot_add_histogram(pl, fs.photons, cfg->n_patterns, 50, 0, 0, NULL);
+        if (st == EW_OK) st = ew_plot_vline(pl, mean, "mean");
+        if (st == EW_OK) st = ew_plot_write_png(pl, out->histogram_path);
+        ew_plot_free(pl);
+        done_hist = st == EW_OK;
+    }
     if (st == EW_OK && fs.cxi) {
         st = ew_cxi_writer_close(fs.cxi);
         fs.cxi = NULL;
@@ -638,10 +680,40 @@ ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_conf
         if (done_emc) remove(out->emc_path);
         if (done_vol) remove(out->volume_path);
         if (done_det) remove(out->emc_detector_path);
+        if (done_mon) remove(out->montage_path);
+        if (done_hist) remove(out->histogram_path);
     }
     free(vol_tmp);
     free(det_tmp);
     ew_cxi_geometry_free(&g);
     ew_free(fs.quat), ew_free(fs.flu), ew_free(fs.phot), ew_free(fs.counts);
+    ew_free(fs.preview), ew_free(fs.photons);
     return st;
+}
+
+ew_status_t ew_xfel_load_photon_histogram(const char *path, double **values, double **weights, size_t *n)
+{
+    EW_ASSERT(path != NULL && values != NULL && weights != NULL && n != NULL);
+    *values = *weights = NULL;
+    *n = 0;
+    ew_npy_t a;
+    EW_TRY(ew_npy_read(path, &a));
+    if (a.ndim != 2 || a.shape[0] != 2 || a.shape[1] < 2) {
+        ew_status_t st = ew_fail(EW_ERR_FORMAT, "%s: shape (%zu%s%zu) is not (2, nbins >= 2): bin centres and counts",
+                                 path, a.ndim > 0 ? a.shape[0] : 0, a.ndim > 1 ? ", " : ", ?", a.ndim > 1 ? a.shape[1] : 0);
+        ew_npy_free(&a);
+        return st;
+    }
+    size_t nb = a.shape[1];
+    double *v = ew_alloc_array(nb, sizeof(double)), *w = ew_alloc_array(nb, sizeof(double));
+    if (!v || !w) {
+        ew_free(v), ew_free(w);
+        ew_npy_free(&a);
+        return ew_fail(EW_ERR_NOMEM, "%s: no memory for %zu bins", path, nb);
+    }
+    memcpy(v, a.data, nb * sizeof(double));
+    memcpy(w, a.data + nb, nb * sizeof(double));
+    ew_npy_free(&a);
+    *values = v, *weights = w, *n = nb;
+    return EW_OK;
 }

@@ -168,8 +168,18 @@ typedef struct {
                                      to the nearest non-negative integer (readout noise) */
     const char *emc_detector_path;/* Dragonfly detector file (q in voxels of the photon volume) */
     const char *volume_path;      /* the true photon volume W, HDF5 (io/h5vol.h), photons/sr */
+    const char *montage_path;     /* PNG: log-scale montage of the first patterns */
+    int montage_count;            /* patterns in the montage (0 -> 16) */
+    const char *histogram_path;   /* PNG: histogram of photons per pattern (photons_total) */
     const char *structure_name;   /* stored as metadata (may be NULL) */
 } ew_xfel_output_t;
+
+/* Load a measured photons-per-pattern histogram from a .npy file of shape
+ * (2, nbins): row 0 the bin centres, row 1 the counts (as
+ * ../shared/data/photon_counts_amo86615.npy), for EW_FLUENCE_HISTOGRAM.
+ * *values and *weights are ew_alloc_array'd (caller frees with ew_free).
+ * On error they are NULL and the message names the file and the shape. */
+ew_status_t ew_xfel_load_photon_histogram(const char *path, double **values, double **weights, size_t *n);
 
 /* Simulate cfg->n_patterns patterns of model m (cfg->exact uses the atoms)
  * and stream them to the files of out (at least one path, else
