@@ -177,8 +177,7 @@ ew_status_t ew_scatter_direct(const ew_atoms_t *a, const float *s, size_t npts, 
     EW_ASSERT(a != NULL && (npts == 0 || (s != NULL && F != NULL)));
     const size_t n = a->n;
     int nthreads = omp_get_max_threads();
-    size_t per;
-    EW_TRY(ew_size_mul(n + 1, 1 + (size_t)a->n_species, &per));
+    const size_t per = n + (size_t)a->n_species + 8; /* amplitudes, then species form factors */
     double *scratch = ew_alloc_array((size_t)nthreads * per, sizeof(double));
     if (!scratch) return ew_fail(EW_ERR_NOMEM, "direct structure factors: no scratch for %zu atoms", n);
     const double *xyz = a->xyz;

@@ -91,8 +91,10 @@ typedef struct {
 } ew_xfel_pattern_t;
 
 /* Writer callback: `count` consecutive patterns in index order, called
- * from the thread that called ew_xfel_simulate. The pointers are valid only
- * during the call. Returning an error stops the simulation with it. */
+ * from the thread that called ew_xfel_simulate. Their data (and expected)
+ * arrays are one contiguous buffer: patterns[k].data == patterns[0].data +
+ * k * npix. The pointers are valid only during the call. Returning an
+ * error stops the simulation with it. */
 typedef ew_status_t (*ew_xfel_write_fn)(void *ctx, const ew_xfel_pattern_t *patterns, size_t count);
 
 /* Running totals over a simulation. */
