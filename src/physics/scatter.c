@@ -273,6 +273,7 @@ static int good_fft_size(int n)
 }
 
 static int fftw_threads_ready;
+enum { EW_SCATTER_FFT_THREADS = 4 };
 
 ew_status_t ew_scatter_volume(const ew_atoms_t *a, ew_rvol_t *I, float *F_re, float *F_im,
                               const ew_scatter_volume_options_t *opts)
@@ -382,7 +383,9 @@ ew_status_t ew_scatter_volume(const ew_atoms_t *a, ew_rvol_t *I, float *F_re, fl
 #pragma omp critical(ew_fftw_planner)
     {
         if (!fftw_threads_ready) fftw_threads_ready = fftw_init_threads() ? 1 : -1;
-        if (fftw_threads_ready > 0) fftw_plan_with_nthreads(nthreads);
+        /* a fixed thread count: the plan, and so every rounding, is the same
+         * on every machine and for every OpenMP setting */
+        if (fftw_threads_ready > 0) fftw_plan_with_nthreads(EW_SCATTER_FFT_THREADS);
         plan = fftw_plan_dft_r2c_3d(N, N, N, grid, (fftw_complex *)grid, FFTW_ESTIMATE);
     }
     if (!plan) {

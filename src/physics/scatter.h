@@ -82,7 +82,8 @@ ew_status_t ew_scatter_direct_intensity(const ew_atoms_t *a, const float *s, siz
 typedef struct {
     int oversample;   /* FFT grid >= oversample * n points per axis (default 0 -> 2; 2..4) */
     double tol;       /* truncation / aliasing level relative to the peak (default 0 -> 1e-8) */
-    int threads;      /* FFT and spreading threads (0: OpenMP's default) */
+    int threads;      /* spreading threads (0: OpenMP's default); the FFT always runs as 4
+                         threads, so the result is bit-identical for any thread count */
 } ew_scatter_volume_options_t;
 
 /* Fill the volume I (allocated by the caller with ew_rvol_alloc: n, ds)
