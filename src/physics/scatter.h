@@ -69,6 +69,7 @@ void ew_atoms_center(ew_atoms_t *a);
 /* Largest distance of an atom from the origin, Angstrom. */
 double ew_atoms_radius(const ew_atoms_t *a);
 
+/* Free the arrays (a may be NULL); a is left empty. */
 void ew_atoms_free(ew_atoms_t *a);
 
 /* Exact F at npts points s (npts, 3), 1/Angstrom: F[2k] = Re, F[2k+1] = Im

@@ -157,6 +157,7 @@ typedef struct {
 /* Read the structure, centre it, build the detector and the photon volume.
  * On error *m is left empty and the message names the file or field. */
 ew_status_t ew_xfel_model_build(const ew_xfel_setup_t *setup, ew_xfel_model_t *m);
+/* Free everything in m (m may be NULL); m is left empty. */
 void ew_xfel_model_free(ew_xfel_model_t *m);
 
 /* Where a simulation goes on disk (NULL paths: not written). */
