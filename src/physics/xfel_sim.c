@@ -463,47 +463,57 @@ ew_status_t ew_xfel_predict_photons(const ew_detector_t *det, const ew_rvol_t *W
                                     double *recorded)
 {
     EW_ASSERT(det != NULL && W != NULL && W->data != NULL);
-    enum { NR = 256, ND = 2000 };
-    int c = W->n / 2;
-    double limit = (W->n % 2 ? c : c - 1) * W->ds;
+    const int n = W->n, c = n / 2;
+    const double ds = W->ds;
+    double limit = (n % 2 ? c : c - 1) * ds;
     if (!(det->s_max_corner < limit))
         return ew_fail(EW_ERR_ARG, "photon prediction: the volume reaches |s| = %g 1/A, the detector %g", limit,
                        det->s_max_corner);
-    float *dirs = ew_alloc_array(3 * ND, sizeof(float)), *vals = ew_alloc_array(ND, sizeof(float));
-    double *prof = ew_alloc_array(NR + 1, sizeof(double));
-    if (!dirs || !vals || !prof) {
-        ew_free(dirs), ew_free(vals), ew_free(prof);
+    /* Radial profile from the voxels themselves (exact samples of W, no
+     * interpolation): shells of width ds/2, each represented by its mean
+     * radius and mean value. */
+    const double dr = 0.5 * ds, rmax = det->s_max_corner + 2.0 * ds;
+    const int nb = (int)(rmax / dr) + 2;
+    double *sw = ew_calloc_array((size_t)nb, sizeof(double)), *sr = ew_calloc_array((size_t)nb, sizeof(double));
+    double *cnt = ew_calloc_array((size_t)nb, sizeof(double));
+    if (!sw || !sr || !cnt) {
+        ew_free(sw), ew_free(sr), ew_free(cnt);
         return ew_fail(EW_ERR_NOMEM, "photon prediction: no scratch");
     }
-    const double rmax = det->s_max_corner, dr = rmax / NR;
-    static const double I3[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
-    for (int k = 0; k <= NR; k++) {
-        double rad = k * dr;
-        for (int i = 0; i < ND; i++) {
-            double u = 1 - (2 * i + 1.0) / ND, ph = i * EW_PI * (3 - sqrt(5.0)), st = sqrt(1 - u * u);
-            dirs[3 * i] = (float)(rad * st * cos(ph));
-            dirs[3 * i + 1] = (float)(rad * st * sin(ph));
-            dirs[3 * i + 2] = (float)(rad * u);
+    for (int z = 0; z < n; z++)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++) {
+                double r = sqrt((double)(x - c) * (x - c) + (double)(y - c) * (y - c) + (double)(z - c) * (z - c)) * ds;
+                int k = (int)(r / dr);
+                if (k >= nb) continue;
+                sw[k] += W->data[((size_t)z * n + y) * n + x];
+                sr[k] += r;
+                cnt[k] += 1;
+            }
+    int m = 0; /* compact the non-empty shells: (sr, sw) = (mean radius, mean W) */
+    for (int k = 0; k < nb; k++)
+        if (cnt[k] > 0) {
+            sr[m] = sr[k] / cnt[k];
+            sw[m] = sw[k] / cnt[k];
+            m++;
         }
-        ew_slice_trilinear(W, I3, dirs, ND, vals);
-        double acc = 0;
-        for (int i = 0; i < ND; i++) acc += vals[i];
-        prof[k] = acc / ND;
-    }
     double all = 0, rec = 0;
+    int j = 0;
     for (size_t p = 0; p < det->npix; p++) {
         const float *s = det->s + 3 * p;
-        double sm = sqrt((double)s[0] * s[0] + (double)s[1] * s[1] + (double)s[2] * s[2]) / dr;
-        int k = (int)sm;
-        if (k >= NR) k = NR - 1;
-        double f = sm - k, w = prof[k] + f * (prof[k + 1] - prof[k]);
+        double sm = sqrt((double)s[0] * s[0] + (double)s[1] * s[1] + (double)s[2] * s[2]);
+        /* bracket sm between shells j and j+1 (pixels are not sorted: search) */
+        if (j >= m - 1 || sm < sr[j]) j = 0;
+        while (j < m - 2 && sr[j + 1] < sm) j++;
+        double f = (sm - sr[j]) / (sr[j + 1] - sr[j]);
+        double w = sw[j] + f * (sw[j + 1] - sw[j]);
         double e = w * det->corr[p];
         all += e;
         if (det->mask[p] != EW_MASK_BAD) rec += e;
     }
     if (all_pixels) *all_pixels = all;
     if (recorded) *recorded = rec;
-    ew_free(dirs), ew_free(vals), ew_free(prof);
+    ew_free(sw), ew_free(sr), ew_free(cnt);
     return EW_OK;
 }
 

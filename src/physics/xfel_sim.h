@@ -126,10 +126,11 @@ ew_status_t ew_xfel_simulate(const ew_xfel_config_t *cfg, const ew_detector_t *d
 
 /* Predicted mean particle photons per pattern over uniformly random
  * orientations (no background, fluence multiplier 1): sum_p corr_p
- * <W>(|s_p|), with <W> the spherical average of W, computed by sampling
- * W on 2000 Fibonacci directions per radius at 256 radii and
- * interpolating linearly in |s|. *all_pixels counts every pixel,
- * *recorded only those not EW_MASK_BAD (either may be NULL). */
+ * <W>(|s_p|), with <W> the spherical average of W estimated from the
+ * voxels themselves (shells of width ds/2, mean radius and mean value,
+ * interpolated linearly in |s|: no trilinear smoothing). *all_pixels
+ * counts every pixel, *recorded only those not EW_MASK_BAD (either may be
+ * NULL). EW_ERR_ARG if the volume does not reach the detector's corners. */
 ew_status_t ew_xfel_predict_photons(const ew_detector_t *det, const ew_rvol_t *W, double *all_pixels,
                                     double *recorded);
 
