@@ -713,3 +713,27 @@ fail:
     ew_em_micrograph_free(o);
     return st;
 }
+
+void ew_em_extract_box(const float *img, int nx, int ny, double cx, double cy, int box, float *out)
+{
+    EW_ASSERT(img && out && box > 0);
+    long ox = lround(cx) - box / 2, oy = lround(cy) - box / 2;
+    double sum = 0.0;
+    size_t cnt = 0;
+    for (int j = 0; j < box; j++)
+        for (int i = 0; i < box; i++) {
+            long x = ox + i, y = oy + j;
+            if (x >= 0 && y >= 0 && x < nx && y < ny) {
+                float v = img[(size_t)y * nx + x];
+                out[(size_t)j * box + i] = v;
+                sum += v;
+                cnt++;
+            }
+        }
+    float fill = cnt ? (float)(sum / cnt) : 0.0f;
+    for (int j = 0; j < box; j++)
+        for (int i = 0; i < box; i++) {
+            long x = ox + i, y = oy + j;
+            if (!(x >= 0 && y >= 0 && x < nx && y < ny)) out[(size_t)j * box + i] = fill;
+        }
+}

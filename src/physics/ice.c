@@ -198,24 +198,59 @@ ew_status_t ew_ice_thickness_field(const ew_ice_params_t *p, int nx, int ny, dou
     double *knot = ew_alloc_array((size_t)kx * ky, sizeof(double));
     if (!knot) return EW_ERR_NOMEM;
     for (size_t i = 0; i < (size_t)kx * ky; i++) knot[i] = ew_rng_normal(r);
-#pragma omp parallel for schedule(static)
-    for (int iy = 0; iy < ny; iy++) {
-        double v = (iy + 0.5) / lp;
-        int j = (int)floor(v);
-        double wy[4], vy = 0.0;
-        bspline_w(v - j, wy);
-        for (int a = 0; a < 4; a++) vy += wy[a] * wy[a];
-        for (int ix = 0; ix < nx; ix++) {
-            double u = (ix + 0.5) / lp;
-            int i = (int)floor(u);
-            double wx[4], vx = 0.0, z = 0.0;
-            bspline_w(u - i, wx);
-            for (int a = 0; a < 4; a++) vx += wx[a] * wx[a];
-            for (int b = 0; b < 4; b++)
-                for (int a = 0; a < 4; a++) z += wy[b] * wx[a] * knot[(size_t)(j + b) * kx + (i + a)];
-            double th = p->thickness * (1.0 + p->thickness_rel_sd * z / sqrt(vx * vy));
-            t[(size_t)iy * nx + ix] = (float)(th > 0.0 ? th : 0.0);
+    /* per-column weights, then per row: interpolate the knots along y, then along x */
+    int *ci = ew_alloc_array((size_t)nx, sizeof(int));
+    double *cw = ew_alloc_array((size_t)nx, 5 * sizeof(double));
+    if (!ci || !cw) {
+        ew_free(ci);
+        ew_free(cw);
+        ew_free(knot);
+        return EW_ERR_NOMEM;
+    }
+    for (int ix = 0; ix < nx; ix++) {
+        double u = (ix + 0.5) / lp;
+        ci[ix] = (int)floor(u);
+        bspline_w(u - ci[ix], cw + 5 * ix);
+        double vx = 0.0;
+        for (int a = 0; a < 4; a++) vx += cw[5 * ix + a] * cw[5 * ix + a];
+        cw[5 * ix + 4] = 1.0 / sqrt(vx);
+    }
+    int fail = 0;
+#pragma omp parallel
+    {
+        double *row = ew_alloc_array((size_t)kx, sizeof(double));
+        if (!row) {
+#pragma omp atomic write
+            fail = 1;
         }
+#pragma omp for schedule(static)
+        for (int iy = 0; iy < ny; iy++) {
+            if (!row) continue;
+            double v = (iy + 0.5) / lp;
+            int j = (int)floor(v);
+            double wy[4], vy = 0.0;
+            bspline_w(v - j, wy);
+            for (int a = 0; a < 4; a++) vy += wy[a] * wy[a];
+            for (int i = 0; i < kx; i++) {
+                double acc = 0.0;
+                for (int b = 0; b < 4; b++) acc += wy[b] * knot[(size_t)(j + b) * kx + i];
+                row[i] = acc / sqrt(vy);
+            }
+            for (int ix = 0; ix < nx; ix++) {
+                const double *w = cw + 5 * ix;
+                const double *k = row + ci[ix];
+                double z = (w[0] * k[0] + w[1] * k[1] + w[2] * k[2] + w[3] * k[3]) * w[4];
+                double th = p->thickness * (1.0 + p->thickness_rel_sd * z);
+                t[(size_t)iy * nx + ix] = (float)(th > 0.0 ? th : 0.0);
+            }
+        }
+        ew_free(row);
+    }
+    ew_free(ci);
+    ew_free(cw);
+    if (fail) {
+        ew_free(knot);
+        return ew_fail(EW_ERR_NOMEM, "ice thickness: out of memory for a row of %d knots", kx);
     }
     ew_free(knot);
     return EW_OK;
