@@ -21,6 +21,10 @@ struct ew_em_sim {
     ew_ice_synth_t ice;
     int have_ice;
     double lambda, sigma, eta;
+    /* work buffers, allocated once (page faults of fresh buffers cost more than clearing) */
+    float *w_ts, *w_g, *w_vs, *w_ds; /* simulation grid */
+    fftwf_complex *w_u;              /* simulation grid (FULL) */
+    fftwf_complex *w_half;           /* output grid, r2c half spectrum */
 };
 
 void ew_em_config_default(ew_em_config_t *c)
@@ -135,6 +139,12 @@ void ew_em_sim_destroy(ew_em_sim_t *s)
     destroy_plan(s->det_fwd);
     destroy_plan(s->det_bwd);
     ew_ice_synth_free(&s->ice);
+    ew_free(s->w_ts);
+    ew_free(s->w_g);
+    ew_free(s->w_vs);
+    ew_free(s->w_ds);
+    ew_free(s->w_u);
+    ew_free(s->w_half);
     ew_free(s);
 }
 
@@ -223,6 +233,20 @@ ew_status_t ew_em_sim_create(const ew_em_config_t *cfg, const ew_structure_t *st
             st = ew_fail(EW_ERR_INTERNAL, "em simulate: FFTW could not plan %d x %d transforms", cfg->nx, cfg->ny);
             goto fail;
         }
+    }
+    {
+        size_t sn = (size_t)s->snx * s->sny, nh = (size_t)(cfg->nx / 2 + 1) * cfg->ny;
+        s->w_vs = ew_alloc_array(sn, sizeof(float));
+        s->w_ds = ew_alloc_array(sn, sizeof(float));
+        s->w_half = ew_alloc_array(nh, sizeof(fftwf_complex));
+        if (!s->w_vs || !s->w_ds || !s->w_half) st = EW_ERR_NOMEM;
+        if (cfg->mode == EW_EM_FULL) {
+            s->w_ts = ew_alloc_array(sn, sizeof(float));
+            s->w_g = ew_alloc_array(sn, sizeof(float));
+            s->w_u = ew_alloc_array(sn, sizeof(fftwf_complex));
+            if (!s->w_ts || !s->w_g || !s->w_u) st = EW_ERR_NOMEM;
+        }
+        if (st != EW_OK) goto fail;
     }
     *out = s;
     return EW_OK;
@@ -477,8 +501,7 @@ static double ctf_filter(const ew_em_sim_t *s, const optics_t *o, double fx, dou
 static ew_status_t filter_image(const ew_em_sim_t *s, const optics_t *o, float *img, filter_fn fn)
 {
     int nx = s->cfg.nx, ny = s->cfg.ny, nh = nx / 2 + 1;
-    fftwf_complex *f = ew_alloc_array((size_t)nh * ny, sizeof(fftwf_complex));
-    if (!f) return EW_ERR_NOMEM;
+    fftwf_complex *f = s->w_half;
     fftwf_execute_dft_r2c(s->det_fwd, img, f);
     double inv = 1.0 / ((double)nx * ny);
 #pragma omp parallel for schedule(static)
@@ -491,7 +514,6 @@ static ew_status_t filter_image(const ew_em_sim_t *s, const optics_t *o, float *
         }
     }
     fftwf_execute_dft_c2r(s->det_bwd, f, img);
-    ew_free(f);
     return EW_OK;
 }
 
@@ -513,14 +535,15 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
     int snx = s->snx, sny = s->sny, nx = c->nx, ny = c->ny;
     size_t sn = (size_t)snx * sny, n = (size_t)nx * ny;
     ew_status_t st = EW_OK;
-    float *ts = ew_calloc_array(sn, sizeof(float));
-    float *g = ew_calloc_array(sn, sizeof(float));
-    fftwf_complex *u = ew_calloc_array(sn, sizeof(fftwf_complex));
-    if (!ts || !g || !u) {
-        st = EW_ERR_NOMEM;
-        goto done;
+    float *ts = s->w_ts, *g = s->w_g;
+    fftwf_complex *u = s->w_u;
+    memset(u, 0, sn * sizeof *u);
+    if (!s->have_ice) {
+        memset(ts, 0, sn * sizeof *ts);
+        memset(g, 0, sn * sizeof *g);
     }
     add_boxes(s, o->particles, o->n_particles, bx, vs, ds, u);
+    double t1 = ew_time_now();
     if (s->have_ice) {
         st = ew_ice_thickness_field(&c->ice, snx, sny, s->spx, c->ice_weight, c->ice_weight_nx, c->ice_weight_ny, rc,
                                     ts);
@@ -528,6 +551,8 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
         ew_ice_synth_field(&s->ice, c->seed,
                            ew_rng_stream_id(EW_RNG_TAG_NOISE, ((uint64_t)o->index << 24) | (1u << 23)), g);
     }
+    double t2 = ew_time_now();
+    o->stage_seconds[1] = t2 - t1;
     const double vbar = s->have_ice ? ew_ice_mean_potential(&c->ice) : 0.0, tmean = c->ice.thickness;
     const double sigma = s->sigma, eta = s->eta;
     const int grating = c->phase_grating;
@@ -541,7 +566,8 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
         }
         double ur = u[i][0], ui = u[i][1], pr, pi;
         if (grating) {
-            double a = exp(-eta * phi), br = a * cos(phi), bi = a * sin(phi);
+            float fp = (float)phi, a = expf((float)(-eta) * fp);
+            double br = a * cosf(fp), bi = a * sinf(fp);
             pr = br * (1.0 + ur) - bi * ui;
             pi = br * ui + bi * (1.0 + ur);
         } else {
@@ -566,7 +592,9 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
             }
             double chi, env;
             optics_eval(&op, s->lambda, freq(ix, snx, s->spx), sy, &chi, &env);
-            double hr = env * cos(chi) * inv, hi = env * sin(chi) * inv;
+            /* reduce in double, evaluate in float (|chi| reaches hundreds of rad) */
+            float cr = (float)(chi - 2.0 * EW_PI * nearbyint(chi / (2.0 * EW_PI)));
+            double hr = env * cosf(cr) * inv, hi = env * sinf(cr) * inv;
             fftwf_complex *w = &u[(size_t)iy * snx + ix];
             double re = (*w)[0], im = (*w)[1];
             (*w)[0] = (float)(re * hr - im * hi);
@@ -581,6 +609,8 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
         if (s->have_ice && mfp > 0.0) in *= exp(-ts[i] / mfp);
         g[i] = (float)in;
     }
+    double t3 = ew_time_now();
+    o->stage_seconds[2] = t3 - t2;
     bin_image(g, snx, s->os, o->clean, nx, ny, c->dose * c->pixel * c->pixel);
     bin_image(ts, snx, s->os, o->thickness, nx, ny, 1.0);
     if (c->mtf_table || c->mtf_analytic || c->drift[0] != 0.0 || c->drift[1] != 0.0) {
@@ -600,10 +630,8 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
             o->micrograph[i] = (float)(ew_rng_poisson(&r, lam) / q);
         }
     }
+    o->stage_seconds[3] = ew_time_now() - t3;
 done:
-    ew_free(ts);
-    ew_free(g);
-    ew_free(u);
     return st;
 }
 
@@ -679,11 +707,13 @@ ew_status_t ew_em_sim_run(ew_em_sim_t *s, size_t index, ew_em_micrograph_t *o)
         sp[p].y += 0.5 * c->pixel - 0.5 * s->spx;
     }
     st = make_boxes(s, sp, o->n_particles, c->mode == EW_EM_FULL, &bx);
+    o->stage_seconds[0] = ew_time_now() - t0;
     size_t sn = (size_t)s->snx * s->sny;
     if (st == EW_OK) {
-        vs = ew_calloc_array(sn, sizeof(float));
-        ds = ew_calloc_array(sn, sizeof(float));
-        if (!vs || !ds) st = EW_ERR_NOMEM;
+        vs = s->w_vs;
+        ds = s->w_ds;
+        memset(vs, 0, sn * sizeof *vs);
+        memset(ds, 0, sn * sizeof *ds);
     }
     if (st == EW_OK) {
         if (c->mode == EW_EM_FULL) st = run_full(s, &bx, o, &rc, vs, ds);
@@ -697,9 +727,6 @@ ew_status_t ew_em_sim_run(ew_em_sim_t *s, size_t index, ew_em_micrograph_t *o)
     float *dbin = c->mode == EW_EM_FULL ? vs : o->micrograph;
     bin_image(ds, s->snx, s->os, dbin, c->nx, c->ny, 1.0);
     for (size_t i = 0; i < (size_t)c->nx * c->ny; i++) o->mask[i] = dbin[i] > c->mask_thickness;
-    ew_free(vs);
-    ew_free(ds);
-    vs = ds = NULL;
     if (c->mode == EW_EM_GENEM) {
         st = run_genem(s, o);
         if (st != EW_OK) goto fail;
@@ -708,8 +735,6 @@ ew_status_t ew_em_sim_run(ew_em_sim_t *s, size_t index, ew_em_micrograph_t *o)
     return EW_OK;
 fail:
     boxes_free(&bx);
-    ew_free(vs);
-    ew_free(ds);
     ew_em_micrograph_free(o);
     return st;
 }

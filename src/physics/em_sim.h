@@ -117,6 +117,8 @@ typedef struct {
     ew_ctf_params_t ctf;        /* this micrograph's CTF */
     double noise_sd;            /* GENEM: the noise's standard deviation; FULL: 0 */
     double seconds;             /* wall time of the simulation */
+    double stage_seconds[4];    /* wall time of: specimen + projections, ice fields, exit wave + optics,
+                                   detector + noise (the rest is binning and bookkeeping) */
 } ew_em_micrograph_t;
 
 typedef struct ew_em_sim ew_em_sim_t;

@@ -86,6 +86,15 @@ ew_status_t ew_ice_synth_init(ew_ice_synth_t *g, const ew_ice_params_t *p, int n
         return ew_fail(EW_ERR_INTERNAL, "ice field: FFTW could not plan a %d x %d c2r transform", nx, ny);
     }
     double n = (double)nx * ny;
+    /* P(s) tabulated on a fine radial grid (it is smooth on the scale of 1e-4 1/A) */
+    enum { NT = 8192 };
+    double *tab = ew_alloc_array(NT + 2, sizeof(double));
+    if (!tab) {
+        ew_ice_synth_free(g);
+        return EW_ERR_NOMEM;
+    }
+    double smax = sqrt(0.5) / pixel * 1.001, ds = smax / NT;
+    for (int i = 0; i <= NT + 1; i++) tab[i] = ew_ice_psd(p, i * ds);
 #pragma omp parallel for schedule(static)
     for (int iy = 0; iy < ny; iy++) {
         int ky = iy <= ny / 2 ? iy : iy - ny;
@@ -93,10 +102,15 @@ ew_status_t ew_ice_synth_init(ew_ice_synth_t *g, const ew_ice_params_t *p, int n
         for (int ix = 0; ix < nh; ix++) {
             double sx = ix / (nx * pixel);
             double sc = sinc(EW_PI * sx * pixel) * sinc(EW_PI * sy * pixel);
-            double v = ew_ice_psd(p, sqrt(sx * sx + sy * sy)) * sc * sc / (n * pixel * pixel);
+            double u = sqrt(sx * sx + sy * sy) / ds;
+            int k = (int)u;
+            if (k > NT) k = NT;
+            double psd = tab[k] + (u - k) * (tab[k + 1] - tab[k]);
+            double v = psd * sc * sc / (n * pixel * pixel);
             g->amp[(size_t)iy * nh + ix] = (float)sqrt(v > 0.0 ? v : 0.0);
         }
     }
+    ew_free(tab);
     g->amp[0] = 0.0f;
     return EW_OK;
 }
