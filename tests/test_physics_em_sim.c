@@ -478,6 +478,115 @@ static void test_bad_config(void **state)
     blob_free(&b);
 }
 
+
+/* The written data set: STAR rows match the stack and the micrographs, and
+ * the projection of the structure rotated by the matrix of the WRITTEN
+ * angles at the WRITTEN coordinates reproduces the written projection. */
+static void test_to_files(void **state)
+{
+    (void)state;
+    blob_t b;
+    blob_make(&b, 400, 12.0, 1.0f, 9);
+    ew_em_config_t c;
+    quiet_config(&c, 160, 1.2);
+    c.mode = EW_EM_GENEM;
+    c.n_micrographs = 2;
+    c.specimen.count_mean = 5;
+    ew_em_output_t o;
+    ew_em_output_default(&o);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", ew_test_tmpfile("emsim"));
+    o.outdir = dir;
+    o.box = 48;
+    assert_ok(ew_em_simulate_to_files(&c, &b.s, 1, &o));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/particles.star", dir);
+    ew_star_t st;
+    assert_ok(ew_star_read(path, &st));
+    ew_star_col_t cx, cy, cr, ct, cp, cm, ci, ca, cu;
+    assert_ok(ew_star_column(&st, "particles", "rlnCoordinateX", &cx));
+    assert_ok(ew_star_column(&st, "particles", "rlnCoordinateY", &cy));
+    assert_ok(ew_star_column(&st, "particles", "rlnAngleRot", &cr));
+    assert_ok(ew_star_column(&st, "particles", "rlnAngleTilt", &ct));
+    assert_ok(ew_star_column(&st, "particles", "rlnAnglePsi", &cp));
+    assert_ok(ew_star_column(&st, "particles", "rlnMicrographName", &cm));
+    assert_ok(ew_star_column(&st, "particles", "rlnImageName", &ci));
+    assert_ok(ew_star_column(&st, "optics", "rlnImageSize", &ca));
+    assert_ok(ew_star_column(&st, "particles", "rlnDefocusU", &cu));
+    size_t np = ew_star_rows(&cx);
+    assert_true(np >= 6);
+    long isz;
+    assert_ok(ew_star_get_int(&ca, 0, &isz));
+    assert_int_equal(isz, 48);
+    snprintf(path, sizeof path, "%s/particles.mrcs", dir);
+    ew_mrc_t stack, mic, proj;
+    assert_ok(ew_mrc_read(path, &stack));
+    assert_int_equal(stack.nz, (int)np);
+    assert_close(stack.pixel_size[0], 1.2, 1e-5, 0);
+    snprintf(path, sizeof path, "%s/micrographs/mic_000000.mrc", dir);
+    assert_ok(ew_mrc_read(path, &mic));
+    snprintf(path, sizeof path, "%s/micrographs/mic_000000_projection.mrc", dir);
+    assert_ok(ew_mrc_read(path, &proj));
+    assert_close(mic.pixel_size[0], 1.2, 1e-5, 0);
+    /* the model's centre, as the simulator computes it */
+    ew_em_sim_t *sim;
+    assert_ok(ew_em_sim_create(&c, &b.s, 1, &sim));
+    const ew_em_model_t *mod = ew_em_sim_model(sim, 0);
+    double sigma = ew_electron_sigma(c.ctf.voltage_v);
+    float *img = calloc(160 * 160, sizeof(float)), *xyz = malloc(sizeof(float) * 3 * b.s.n_atoms);
+    float boxv[48 * 48];
+    const double I[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+    int checked = 0;
+    for (size_t r = 0; r < np; r++) {
+        if (strcmp(ew_star_get_string(&cm, r), "micrographs/mic_000000.mrc") != 0) continue;
+        double x, y, rot, tilt, psi, A[9];
+        assert_ok(ew_star_get_double(&cx, r, &x));
+        assert_ok(ew_star_get_double(&cy, r, &y));
+        assert_ok(ew_star_get_double(&cr, r, &rot));
+        assert_ok(ew_star_get_double(&ct, r, &tilt));
+        assert_ok(ew_star_get_double(&cp, r, &psi));
+        long idx;
+        char sp[256];
+        assert_ok(ew_star_split_image_name(ew_star_get_string(&ci, r), &idx, sp, sizeof sp));
+        assert_int_equal(idx, (long)r + 1);
+        /* the stack image is the micrograph's box */
+        ew_em_extract_box(mic.data, 160, 160, x, y, 48, boxv);
+        assert_memory_equal(boxv, stack.data + (size_t)r * 48 * 48, sizeof boxv);
+        ew_euler_relion_to_mat(rot, tilt, psi, A);
+        for (size_t i = 0; i < b.s.n_atoms; i++) {
+            double v[3], w[3];
+            for (int d = 0; d < 3; d++) v[d] = b.s.xyz[3 * i + d] - mod->centre[d];
+            ew_mat_apply(A, v, w);
+            for (int d = 0; d < 3; d++) xyz[3 * i + d] = (float)w[d];
+        }
+        ew_peng_atoms_t at;
+        assert_ok(ew_peng_atoms_init(&at, xyz, b.s.z, b.s.b_factor, b.s.occupancy, b.s.n_atoms, 0.0, NULL));
+        memset(img, 0, sizeof(float) * 160 * 160);
+        ew_peng_project(&at, I, x, y, c.pixel, img, 160, 160);
+        ew_peng_atoms_free(&at);
+        double err = 0, mx = 0;
+        int R = (int)(mod->radius / c.pixel) + 2;
+        for (int yy = (int)y - R; yy <= (int)y + R; yy++)
+            for (int xx = (int)x - R; xx <= (int)x + R; xx++) {
+                if (xx < 0 || yy < 0 || xx >= 160 || yy >= 160) continue;
+                double ref = proj.data[yy * 160 + xx];
+                err = fmax(err, fabs(sigma * img[yy * 160 + xx] - ref));
+                mx = fmax(mx, ref);
+            }
+        assert_true(err < 2e-3 * mx);
+        checked++;
+    }
+    assert_true(checked >= 3);
+    free(img);
+    free(xyz);
+    ew_em_sim_destroy(sim);
+    ew_mrc_free(&stack);
+    ew_mrc_free(&mic);
+    ew_mrc_free(&proj);
+    ew_star_free(&st);
+    blob_free(&b);
+}
+
 /* ---- Thon rings: simulated vs real EMPIAR-10076 particles ---- */
 
 enum { TBOX = 320, NBIN = TBOX / 2 };
@@ -639,7 +748,7 @@ int main(void)
         cmocka_unit_test(test_height_is_defocus), cmocka_unit_test(test_dose_poisson),
         cmocka_unit_test(test_coordinates_masks), cmocka_unit_test(test_pose_relion),
         cmocka_unit_test(test_deterministic),     cmocka_unit_test(test_bad_config),
-        cmocka_unit_test(test_thon_rings_empiar),
+        cmocka_unit_test(test_to_files),          cmocka_unit_test(test_thon_rings_empiar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,12 +1,17 @@
 /* ewald physics: cryo-EM micrograph formation (see em_sim.h). */
 #include "physics/em_sim.h"
 
-#include <complex.h>
+#include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <fftw3.h>
 #include <omp.h>
+
+#include "geom/geom.h"
+#include "io/mrc.h"
+#include "io/star.h"
 
 struct ew_em_sim {
     ew_em_config_t cfg;
@@ -761,4 +766,209 @@ void ew_em_extract_box(const float *img, int nx, int ny, double cx, double cy, i
             long x = ox + i, y = oy + j;
             if (!(x >= 0 && y >= 0 && x < nx && y < ny)) out[(size_t)j * box + i] = fill;
         }
+}
+
+/* ---- writing a data set ---- */
+
+void ew_em_output_default(ew_em_output_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->write_clean = 1;
+    o->write_projection = 1;
+    o->write_mask = 1;
+}
+
+static ew_status_t make_dir(const char *path)
+{
+    if (mkdir(path, 0777) == 0 || errno == EEXIST) {
+        struct stat sb;
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return EW_OK;
+        return ew_fail(EW_ERR_IO, "%s: exists and is not a folder", path);
+    }
+    return ew_fail(EW_ERR_IO, "%s: cannot create the folder: %s", path, strerror(errno));
+}
+
+static ew_status_t join(char *buf, size_t n, const char *dir, const char *name)
+{
+    if ((size_t)snprintf(buf, n, "%s/%s", dir, name) >= n)
+        return ew_fail(EW_ERR_ARG, "%s/%s: path too long", dir, name);
+    return EW_OK;
+}
+
+/* add a row of printf-formatted doubles/strings: values prepared by the caller */
+static ew_status_t star_row(ew_star_t *s, size_t block, size_t table, char vals[][64], size_t n)
+{
+    const char *ptr[32];
+    EW_ASSERT(n <= 32);
+    for (size_t i = 0; i < n; i++) ptr[i] = vals[i];
+    return ew_star_add_row(s, block, table, ptr);
+}
+
+static ew_status_t optics_block(ew_star_t *s, const ew_em_config_t *c, int box)
+{
+    size_t b, t;
+    EW_TRY(ew_star_add_block(s, "optics", &b));
+    const char *cols_mic[] = {"rlnOpticsGroupName", "rlnOpticsGroup", "rlnMicrographOriginalPixelSize",
+                              "rlnMicrographPixelSize", "rlnVoltage", "rlnSphericalAberration",
+                              "rlnAmplitudeContrast"};
+    const char *cols_img[] = {"rlnOpticsGroupName", "rlnOpticsGroup", "rlnMicrographOriginalPixelSize",
+                              "rlnMicrographPixelSize", "rlnVoltage", "rlnSphericalAberration",
+                              "rlnAmplitudeContrast", "rlnImagePixelSize", "rlnImageSize",
+                              "rlnImageDimensionality"};
+    size_t nc = box > 0 ? 10 : 7;
+    EW_TRY(ew_star_add_loop(s, b, nc, box > 0 ? cols_img : cols_mic, &t));
+    char v[10][64];
+    snprintf(v[0], 64, "opticsGroup1");
+    snprintf(v[1], 64, "1");
+    snprintf(v[2], 64, "%.6f", c->pixel);
+    snprintf(v[3], 64, "%.6f", c->pixel);
+    snprintf(v[4], 64, "%.6f", c->ctf.voltage_v / 1000.0);
+    snprintf(v[5], 64, "%.6f", c->ctf.cs_mm);
+    snprintf(v[6], 64, "%.6f", c->ctf.amp_contrast);
+    snprintf(v[7], 64, "%.6f", c->pixel);
+    snprintf(v[8], 64, "%d", box);
+    snprintf(v[9], 64, "2");
+    return star_row(s, b, t, v, nc);
+}
+
+static ew_status_t write_image(const char *path, const float *data, int nx, int ny, double pixel, int mode)
+{
+    return ew_mrc_write(path, data, nx, ny, 1, pixel, NULL, 0, mode);
+}
+
+ew_status_t ew_em_simulate_to_files(const ew_em_config_t *cfg, const ew_structure_t *structures,
+                                    size_t n_structures, const ew_em_output_t *out)
+{
+    EW_ASSERT(cfg && out);
+    if (!out->outdir || !out->outdir[0]) return ew_fail(EW_ERR_ARG, "em simulate: no output folder given");
+    if (out->box < 0 || out->box % 2 || out->box > 8192)
+        return ew_fail(EW_ERR_ARG, "em simulate: box = %d pixels must be even, 0..8192", out->box);
+    char path[4096], micdir[4096], name[128];
+    EW_TRY(make_dir(out->outdir));
+    EW_TRY(join(micdir, sizeof micdir, out->outdir, "micrographs"));
+    EW_TRY(make_dir(micdir));
+    ew_em_sim_t *sim = NULL;
+    EW_TRY(ew_em_sim_create(cfg, structures, n_structures, &sim));
+    const ew_em_config_t *c = ew_em_sim_config(sim);
+    ew_status_t st = EW_OK;
+    ew_mrc_writer_t *stack = NULL;
+    ew_star_t mics, parts;
+    ew_star_init(&mics, "micrographs.star");
+    ew_star_init(&parts, "particles.star");
+    size_t mb = 0, mt = 0, pb = 0, pt = 0;
+    float *boxbuf = NULL, *maskf = NULL;
+    ew_progress_t *prog = NULL;
+    long n_img = 0;
+    const int box = out->box;
+    st = optics_block(&mics, c, 0);
+    if (st == EW_OK) st = optics_block(&parts, c, box);
+    if (st == EW_OK) st = ew_star_add_block(&mics, "micrographs", &mb);
+    const char *mcols[] = {"rlnMicrographName", "rlnOpticsGroup", "rlnDefocusU", "rlnDefocusV",
+                           "rlnDefocusAngle", "rlnPhaseShift", "rlnCtfBfactor"};
+    if (st == EW_OK) st = ew_star_add_loop(&mics, mb, 7, mcols, &mt);
+    if (st == EW_OK) st = ew_star_add_block(&parts, "particles", &pb);
+    const char *pcols[] = {"rlnMicrographName", "rlnCoordinateX", "rlnCoordinateY", "rlnAngleRot",
+                           "rlnAngleTilt", "rlnAnglePsi", "rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle",
+                           "rlnPhaseShift", "rlnCtfBfactor", "rlnClassNumber", "rlnOpticsGroup",
+                           "rlnImageName", "rlnOriginXAngst", "rlnOriginYAngst"};
+    size_t npc = box > 0 ? 16 : 13;
+    if (st == EW_OK) st = ew_star_add_loop(&parts, pb, npc, pcols, &pt);
+    if (st != EW_OK) goto done;
+    size_t n = (size_t)c->nx * c->ny;
+    maskf = ew_alloc_array(n, sizeof(float));
+    if (box > 0) boxbuf = ew_alloc_array((size_t)box * box, sizeof(float));
+    if (!maskf || (box > 0 && !boxbuf)) {
+        st = EW_ERR_NOMEM;
+        goto done;
+    }
+    if (box > 0) {
+        st = join(path, sizeof path, out->outdir, "particles.mrcs");
+        if (st == EW_OK) st = ew_mrc_writer_open(&stack, path, box, box, c->pixel, NULL, 1, EW_MRC_FLOAT32);
+        if (st != EW_OK) goto done;
+    }
+    prog = ew_progress_start("em simulate", c->n_micrographs);
+    for (size_t k = 0; k < c->n_micrographs && st == EW_OK; k++) {
+        ew_em_micrograph_t m;
+        st = ew_em_sim_run(sim, k, &m);
+        if (st != EW_OK) break;
+        char mname[64];
+        snprintf(mname, sizeof mname, "micrographs/mic_%06zu.mrc", k);
+        struct {
+            int on;
+            const char *suffix;
+            const float *data;
+            int mode;
+        } files[5] = {{1, "", m.micrograph, EW_MRC_FLOAT32},
+                      {out->write_clean, "_clean", m.clean, EW_MRC_FLOAT32},
+                      {out->write_projection, "_projection", m.projection, EW_MRC_FLOAT32},
+                      {out->write_mask, "_mask", maskf, EW_MRC_INT8},
+                      {out->write_thickness && c->mode == EW_EM_FULL, "_thickness", m.thickness, EW_MRC_FLOAT32}};
+        for (size_t i = 0; i < n; i++) maskf[i] = m.mask[i];
+        for (int f = 0; f < 5 && st == EW_OK; f++) {
+            if (!files[f].on) continue;
+            snprintf(name, sizeof name, "mic_%06zu%s.mrc", k, files[f].suffix);
+            st = join(path, sizeof path, micdir, name);
+            if (st == EW_OK) st = write_image(path, files[f].data, c->nx, c->ny, c->pixel, files[f].mode);
+        }
+        char v[16][64];
+        if (st == EW_OK) {
+            snprintf(v[0], 64, "%s", mname);
+            snprintf(v[1], 64, "1");
+            snprintf(v[2], 64, "%.2f", m.ctf.defocus_u);
+            snprintf(v[3], 64, "%.2f", m.ctf.defocus_v);
+            snprintf(v[4], 64, "%.4f", m.ctf.astig_angle_deg);
+            snprintf(v[5], 64, "%.4f", m.ctf.phase_shift_deg);
+            snprintf(v[6], 64, "%.4f", m.ctf.bfactor);
+            st = star_row(&mics, mb, mt, v, 7);
+        }
+        for (size_t p = 0; p < m.n_particles && st == EW_OK; p++) {
+            const ew_particle_t *q = &m.particles[p];
+            double rot, tilt, psi, cx = q->x / c->pixel, cy = q->y / c->pixel;
+            ew_mat_to_euler_relion(q->R, &rot, &tilt, &psi);
+            snprintf(v[0], 64, "%s", mname);
+            snprintf(v[1], 64, "%.4f", cx);
+            snprintf(v[2], 64, "%.4f", cy);
+            snprintf(v[3], 64, "%.6f", rot);
+            snprintf(v[4], 64, "%.6f", tilt);
+            snprintf(v[5], 64, "%.6f", psi);
+            snprintf(v[6], 64, "%.2f", m.ctf.defocus_u - q->z);
+            snprintf(v[7], 64, "%.2f", m.ctf.defocus_v - q->z);
+            snprintf(v[8], 64, "%.4f", m.ctf.astig_angle_deg);
+            snprintf(v[9], 64, "%.4f", m.ctf.phase_shift_deg);
+            snprintf(v[10], 64, "%.4f", m.ctf.bfactor);
+            snprintf(v[11], 64, "%d", q->model + 1);
+            snprintf(v[12], 64, "1");
+            if (box > 0) {
+                n_img++;
+                snprintf(v[13], 64, "%06ld@particles.mrcs", n_img);
+                snprintf(v[14], 64, "%.4f", (lround(cx) - cx) * c->pixel);
+                snprintf(v[15], 64, "%.4f", (lround(cy) - cy) * c->pixel);
+                ew_em_extract_box(m.micrograph, c->nx, c->ny, cx, cy, box, boxbuf);
+                st = ew_mrc_writer_append(stack, boxbuf, 1);
+            }
+            if (st == EW_OK) st = star_row(&parts, pb, pt, v, npc);
+        }
+        ew_progress_status(prog, "%zu particles", m.n_particles);
+        ew_progress_add(prog, 1);
+        ew_em_micrograph_free(&m);
+    }
+    ew_progress_finish(prog);
+    if (st != EW_OK) goto done;
+    if (stack) {
+        st = ew_mrc_writer_close(stack);
+        stack = NULL;
+        if (st != EW_OK) goto done;
+    }
+    st = join(path, sizeof path, out->outdir, "micrographs.star");
+    if (st == EW_OK) st = ew_star_write(path, &mics);
+    if (st == EW_OK) st = join(path, sizeof path, out->outdir, "particles.star");
+    if (st == EW_OK) st = ew_star_write(path, &parts);
+done:
+    ew_mrc_writer_abort(stack);
+    ew_star_free(&mics);
+    ew_star_free(&parts);
+    ew_free(boxbuf);
+    ew_free(maskf);
+    ew_em_sim_destroy(sim);
+    return st;
 }

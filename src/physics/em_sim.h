@@ -146,4 +146,45 @@ void ew_em_micrograph_free(ew_em_micrograph_t *m);
  * the pixels inside the box. */
 void ew_em_extract_box(const float *img, int nx, int ny, double cx, double cy, int box, float *out);
 
+/* ---- writing a data set (ewald em simulate) ----
+ *
+ * Layout under outdir (created if missing; paths inside STAR files are
+ * relative to outdir, as RELION's project-relative names):
+ *   micrographs/mic_NNNNNN.mrc             the micrograph (float32, pixel size set)
+ *   micrographs/mic_NNNNNN_clean.mrc       its noise-free expectation
+ *   micrographs/mic_NNNNNN_projection.mrc  the particles' projected phase, rad
+ *   micrographs/mic_NNNNNN_mask.mrc        particle mask (int8 0/1)
+ *   micrographs/mic_NNNNNN_thickness.mrc   ice thickness, A (EW_EM_FULL)
+ *   micrographs.star   data_optics + data_micrographs (CTF per micrograph)
+ *   particles.star     data_optics + data_particles: rlnMicrographName,
+ *                      rlnCoordinateX/Y (pixels, pixel (0,0) centre = 0),
+ *                      rlnAngleRot/Tilt/Psi (RELION's A = the particle's
+ *                      R), rlnDefocusU/V (the micrograph's minus the
+ *                      particle's height), rlnDefocusAngle, rlnPhaseShift,
+ *                      rlnCtfBfactor, rlnClassNumber (structure index + 1)
+ *                      and, with stacks, rlnImageName and
+ *                      rlnOriginXAngst/YAngst = (round(c) - c) pixel, so that
+ *                      the particle centre is the box centre minus the origin
+ *   particles.mrcs     box x box particle images cut from the micrographs
+ *                      (box > 0), in particles.star's order
+ * Every file is written atomically; on error the files of the micrographs
+ * already finished stay, the stack and STAR files are not written, and the
+ * message names the file. */
+typedef struct {
+    const char *outdir;   /* output folder */
+    int box;              /* particle box, pixels (even, > 0) or 0 for no stacks */
+    int write_clean;      /* 1: *_clean.mrc (1) */
+    int write_projection; /* 1: *_projection.mrc (1) */
+    int write_mask;       /* 1: *_mask.mrc (1) */
+    int write_thickness;  /* 1: *_thickness.mrc (0) */
+} ew_em_output_t;
+
+/* Defaults: box 0, clean, projection and mask on, thickness off. */
+void ew_em_output_default(ew_em_output_t *o);
+
+/* Simulate cfg->n_micrographs micrographs of the structures and write them
+ * as above (progress on stderr at info level). Returns the first error. */
+ew_status_t ew_em_simulate_to_files(const ew_em_config_t *cfg, const ew_structure_t *structures,
+                                    size_t n_structures, const ew_em_output_t *out);
+
 #endif
