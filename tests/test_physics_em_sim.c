@@ -587,6 +587,64 @@ static void test_to_files(void **state)
     blob_free(&b);
 }
 
+
+/* Detector: the clean image's spectrum is the MTF (sinc(pi fx) sinc(pi fy))
+ * times the motion-blur sinc(pi s.d) times the spectrum without them. */
+static void test_detector_mtf(void **state)
+{
+    (void)state;
+    blob_t b;
+    blob_make(&b, 300, 10.0, 1.0f, 10);
+    int n = 64;
+    float *cl[3];
+    for (int pass = 0; pass < 3; pass++) {
+        ew_em_config_t c;
+        quiet_config(&c, n, 1.0);
+        c.specimen.count_mean = 3;
+        c.mtf_analytic = pass >= 1;
+        if (pass == 2) c.drift[0] = 2.5, c.drift[1] = -1.0;
+        ew_em_sim_t *sim;
+        assert_ok(ew_em_sim_create(&c, &b.s, 1, &sim));
+        ew_em_micrograph_t m;
+        assert_ok(ew_em_sim_run(sim, 0, &m));
+        cl[pass] = malloc(sizeof(float) * n * n);
+        memcpy(cl[pass], m.clean, sizeof(float) * n * n);
+        ew_em_micrograph_free(&m);
+        ew_em_sim_destroy(sim);
+    }
+    int nh = n / 2 + 1;
+    double *in = fftw_malloc(sizeof(double) * n * n);
+    fftw_complex *F[3];
+    for (int k = 0; k < 3; k++) {
+        F[k] = fftw_malloc(sizeof(fftw_complex) * n * nh);
+        fftw_plan pl = fftw_plan_dft_r2c_2d(n, n, in, F[k], FFTW_ESTIMATE);
+        for (int i = 0; i < n * n; i++) in[i] = cl[k][i];
+        fftw_execute(pl);
+        fftw_destroy_plan(pl);
+    }
+    int checked = 0;
+    for (int iy = 0; iy < n; iy++)
+        for (int ix = 0; ix < nh; ix++) {
+            double fx = ix / (double)n, fy = (iy <= n / 2 ? iy : iy - n) / (double)n;
+            double a0 = hypot(F[0][iy * nh + ix][0], F[0][iy * nh + ix][1]);
+            if (a0 < 20.0 || ix == n / 2 || iy == n / 2) continue; /* Nyquist: the blur is not even there */
+            double mtf = (fx ? sin(EW_PI * fx) / (EW_PI * fx) : 1) * (fy ? sin(EW_PI * fy) / (EW_PI * fy) : 1);
+            double arg = EW_PI * (fx * 2.5 + fy * -1.0), blur = fabs(arg) > 1e-12 ? sin(arg) / arg : 1;
+            for (int c2 = 0; c2 < 2; c2++) {
+                assert_close(F[1][iy * nh + ix][c2], mtf * F[0][iy * nh + ix][c2], 0, 1e-3 * a0);
+                assert_close(F[2][iy * nh + ix][c2], blur * mtf * F[0][iy * nh + ix][c2], 0, 1e-3 * a0);
+            }
+            checked++;
+        }
+    assert_true(checked > 100);
+    for (int k = 0; k < 3; k++) {
+        fftw_free(F[k]);
+        free(cl[k]);
+    }
+    fftw_free(in);
+    blob_free(&b);
+}
+
 /* ---- Thon rings: simulated vs real EMPIAR-10076 particles ---- */
 
 enum { TBOX = 320, NBIN = TBOX / 2 };
@@ -748,7 +806,7 @@ int main(void)
         cmocka_unit_test(test_height_is_defocus), cmocka_unit_test(test_dose_poisson),
         cmocka_unit_test(test_coordinates_masks), cmocka_unit_test(test_pose_relion),
         cmocka_unit_test(test_deterministic),     cmocka_unit_test(test_bad_config),
-        cmocka_unit_test(test_to_files),          cmocka_unit_test(test_thon_rings_empiar),
+        cmocka_unit_test(test_detector_mtf),      cmocka_unit_test(test_to_files),          cmocka_unit_test(test_thon_rings_empiar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
