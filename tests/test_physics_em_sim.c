@@ -9,6 +9,7 @@
 
 #include "geom/geom.h"
 #include "io/mrc.h"
+#include "io/png.h"
 #include "io/star.h"
 #include "physics/em_sim.h"
 
@@ -498,8 +499,17 @@ static void test_to_files(void **state)
     snprintf(dir, sizeof dir, "%s", ew_test_tmpfile("emsim"));
     o.outdir = dir;
     o.box = 48;
+    o.png_max = 64;
     assert_ok(ew_em_simulate_to_files(&c, &b.s, 1, &o));
     char path[1024];
+    /* previews: 160 px binned by 3 to 53 px */
+    snprintf(path, sizeof path, "%s/previews/mic_000001_clean.png", dir);
+    int pw, ph, pc;
+    uint8_t *px;
+    assert_ok(ew_png_read(path, &pw, &ph, &pc, &px));
+    assert_int_equal(pw, 53);
+    assert_int_equal(ph, 53);
+    free(px);
     snprintf(path, sizeof path, "%s/particles.star", dir);
     ew_star_t st;
     assert_ok(ew_star_read(path, &st));

@@ -11,6 +11,7 @@
 
 #include "geom/geom.h"
 #include "io/mrc.h"
+#include "io/png.h"
 #include "io/star.h"
 
 struct ew_em_sim {
@@ -799,6 +800,33 @@ void ew_em_output_default(ew_em_output_t *o)
     o->write_clean = 1;
     o->write_projection = 1;
     o->write_mask = 1;
+    o->png = 1;
+    o->png_max = 1024;
+}
+
+/* Bin img by the smallest integer factor that fits max_side and write a gray PNG. */
+static ew_status_t write_preview(const char *path, const float *img, int nx, int ny, int max_side)
+{
+    int f = 1;
+    while ((nx + f - 1) / f > max_side || (ny + f - 1) / f > max_side) f++;
+    int bx = nx / f, by = ny / f;
+    if (bx < 1 || by < 1) return ew_fail(EW_ERR_ARG, "%s: a %d x %d preview is empty", path, bx, by);
+    float *b = ew_alloc_array((size_t)bx * by, sizeof(float));
+    if (!b) return EW_ERR_NOMEM;
+    for (int y = 0; y < by; y++)
+        for (int x = 0; x < bx; x++) {
+            double acc = 0;
+            for (int j = 0; j < f; j++)
+                for (int i = 0; i < f; i++) acc += img[(size_t)(y * f + j) * nx + x * f + i];
+            b[(size_t)y * bx + x] = (float)(acc / (f * f));
+        }
+    ew_image_options_t o = ew_image_options_default();
+    o.colormap = EW_CMAP_GRAY;
+    o.clip_lo = 0.5;
+    o.clip_hi = 99.5;
+    ew_status_t st = ew_png_write_image(path, b, bx, by, NULL, &o);
+    ew_free(b);
+    return st;
 }
 
 static ew_status_t make_dir(const char *path)
@@ -866,10 +894,14 @@ ew_status_t ew_em_simulate_to_files(const ew_em_config_t *cfg, const ew_structur
     if (!out->outdir || !out->outdir[0]) return ew_fail(EW_ERR_ARG, "em simulate: no output folder given");
     if (out->box < 0 || out->box % 2 || out->box > 8192)
         return ew_fail(EW_ERR_ARG, "em simulate: box = %d pixels must be even, 0..8192", out->box);
-    char path[4096], micdir[4096], name[128];
+    if (out->png && out->png_max < 16)
+        return ew_fail(EW_ERR_ARG, "em simulate: PNG preview size %d pixels is below 16", out->png_max);
+    char path[4096], micdir[4096], pngdir[4096], name[128];
     EW_TRY(make_dir(out->outdir));
     EW_TRY(join(micdir, sizeof micdir, out->outdir, "micrographs"));
     EW_TRY(make_dir(micdir));
+    EW_TRY(join(pngdir, sizeof pngdir, out->outdir, "previews"));
+    if (out->png) EW_TRY(make_dir(pngdir));
     ew_em_sim_t *sim = NULL;
     EW_TRY(ew_em_sim_create(cfg, structures, n_structures, &sim));
     const ew_em_config_t *c = ew_em_sim_config(sim);
@@ -932,6 +964,11 @@ ew_status_t ew_em_simulate_to_files(const ew_em_config_t *cfg, const ew_structur
             snprintf(name, sizeof name, "mic_%06zu%s.mrc", k, files[f].suffix);
             st = join(path, sizeof path, micdir, name);
             if (st == EW_OK) st = write_image(path, files[f].data, c->nx, c->ny, c->pixel, files[f].mode);
+        }
+        for (int f = 0; f < 2 && st == EW_OK && out->png; f++) {
+            snprintf(name, sizeof name, "mic_%06zu%s.png", k, f ? "_clean" : "");
+            st = join(path, sizeof path, pngdir, name);
+            if (st == EW_OK) st = write_preview(path, f ? m.clean : m.micrograph, c->nx, c->ny, out->png_max);
         }
         char v[16][64];
         if (st == EW_OK) {

@@ -167,6 +167,9 @@ void ew_em_extract_box(const float *img, int nx, int ny, double cx, double cy, i
  *                      the particle centre is the box centre minus the origin
  *   particles.mrcs     box x box particle images cut from the micrographs
  *                      (box > 0), in particles.star's order
+ *   previews/mic_NNNNNN.png, mic_NNNNNN_clean.png   8-bit gray previews
+ *                      (binned to at most png_max pixels a side, 0.5-99.5
+ *                      percentile range) when png is set
  * Every file is written atomically; on error the files of the micrographs
  * already finished stay, the stack and STAR files are not written, and the
  * message names the file. */
@@ -177,9 +180,12 @@ typedef struct {
     int write_projection; /* 1: *_projection.mrc (1) */
     int write_mask;       /* 1: *_mask.mrc (1) */
     int write_thickness;  /* 1: *_thickness.mrc (0) */
+    int png;              /* 1: PNG previews (1) */
+    int png_max;          /* largest preview side, pixels (1024) */
 } ew_em_output_t;
 
-/* Defaults: box 0, clean, projection and mask on, thickness off. */
+/* Defaults: box 0, clean, projection and mask on, thickness off, PNG
+ * previews of at most 1024 pixels. */
 void ew_em_output_default(ew_em_output_t *o);
 
 /* Simulate cfg->n_micrographs micrographs of the structures and write them
