@@ -348,6 +348,43 @@ static void test_coordinates_masks(void **state)
     blob_free(&b);
 }
 
+/* In the clean (CTF-filtered, noise-free) image of a lone particle, the
+ * centroid of the image (first moment over the zeroth) is the STAR
+ * coordinate: the CTF's point spread h is even, so the centroid of h * phi
+ * is that of phi, which is the particle's centre (sum h = CTF(0) = -A != 0). */
+static void test_clean_image_centre(void **state)
+{
+    (void)state;
+    blob_t b;
+    blob_make(&b, 500, 14.0, 1.0f, 5);
+    ew_em_config_t c;
+    quiet_config(&c, 160, 1.5);
+    c.mode = EW_EM_GENEM;
+    c.ctf.defocus_u = 2500.0;
+    c.ctf.defocus_v = 2000.0;
+    c.ctf.bfactor = 100.0; /* a compact point spread: no wrap-around */
+    ew_em_sim_t *sim;
+    assert_ok(ew_em_sim_create(&c, &b.s, 1, &sim));
+    for (size_t k = 0; k < 6; k++) {
+        ew_em_micrograph_t m;
+        assert_ok(ew_em_sim_run(sim, k, &m));
+        assert_int_equal(m.n_particles, 1);
+        double cx = m.particles[0].x / c.pixel, cy = m.particles[0].y / c.pixel;
+        double e = 0, ex = 0, ey = 0;
+        for (int y = 0; y < 160; y++)
+            for (int x = 0; x < 160; x++) {
+                double v = m.clean[y * 160 + x];
+                e += v, ex += v * x, ey += v * y;
+            }
+        printf("clean-image centre - STAR coordinate: (%+.3f, %+.3f) px\n", ex / e - cx, ey / e - cy);
+        assert_close(ex / e, cx, 0, 0.05);
+        assert_close(ey / e, cy, 0, 0.05);
+        ew_em_micrograph_free(&m);
+    }
+    ew_em_sim_destroy(sim);
+    blob_free(&b);
+}
+
 /* The projection of the structure rotated by the matrix of the written
  * RELION angles reproduces the particle image; the transpose does not. */
 static void test_pose_relion(void **state)
@@ -814,7 +851,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_weak_phase_linear), cmocka_unit_test(test_grating_in_focus_invisible),
         cmocka_unit_test(test_height_is_defocus), cmocka_unit_test(test_dose_poisson),
-        cmocka_unit_test(test_coordinates_masks), cmocka_unit_test(test_pose_relion),
+        cmocka_unit_test(test_coordinates_masks), cmocka_unit_test(test_clean_image_centre),
+        cmocka_unit_test(test_pose_relion),
         cmocka_unit_test(test_deterministic),     cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_detector_mtf),      cmocka_unit_test(test_to_files),          cmocka_unit_test(test_thon_rings_empiar),
     };
