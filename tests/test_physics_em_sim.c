@@ -498,6 +498,23 @@ static void test_deterministic(void **state)
     blob_free(&b);
 }
 
+static void test_wisdom_files(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s", ew_test_tmpfile("wisdom.txt"));
+    int loaded = 1;
+    unlink(path);
+    assert_ok(ew_em_fftw_wisdom_load(path, &loaded));
+    assert_int_equal(loaded, 0);
+    assert_ok(ew_em_fftw_wisdom_save(path));
+    assert_ok(ew_em_fftw_wisdom_load(path, &loaded));
+    assert_int_equal(loaded, 1);
+    assert_int_equal(ew_test_write_bytes(path, "not wisdom", 10), 0);
+    assert_int_equal(ew_em_fftw_wisdom_load(path, &loaded), EW_ERR_FORMAT);
+    assert_non_null(strstr(ew_error_message(), "wisdom.txt"));
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -854,6 +871,7 @@ int main(void)
         cmocka_unit_test(test_coordinates_masks), cmocka_unit_test(test_clean_image_centre),
         cmocka_unit_test(test_pose_relion),
         cmocka_unit_test(test_deterministic),     cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_wisdom_files),
         cmocka_unit_test(test_detector_mtf),      cmocka_unit_test(test_to_files),          cmocka_unit_test(test_thon_rings_empiar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

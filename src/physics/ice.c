@@ -59,7 +59,8 @@ static double sinc(double x)
     return fabs(x) < 1e-8 ? 1.0 : sin(x) / x;
 }
 
-ew_status_t ew_ice_synth_init(ew_ice_synth_t *g, const ew_ice_params_t *p, int nx, int ny, double pixel)
+ew_status_t ew_ice_synth_init(ew_ice_synth_t *g, const ew_ice_params_t *p, int nx, int ny, double pixel,
+                              int measure)
 {
     memset(g, 0, sizeof *g);
     if (nx < 2 || ny < 2 || !(pixel > 0.0))
@@ -79,7 +80,7 @@ ew_status_t ew_ice_synth_init(ew_ice_synth_t *g, const ew_ice_params_t *p, int n
         return EW_ERR_NOMEM;
     }
 #pragma omp critical(ew_fftw_planner)
-    g->plan = fftwf_plan_dft_c2r_2d(ny, nx, g->buf, tmp, FFTW_ESTIMATE);
+    g->plan = fftwf_plan_dft_c2r_2d(ny, nx, g->buf, tmp, measure ? FFTW_MEASURE : FFTW_ESTIMATE);
     ew_free(tmp);
     if (!g->plan) {
         ew_ice_synth_free(g);
