@@ -689,6 +689,12 @@ double ew_phaser_finish(ew_phaser_t *ph, float *density, uint8_t *support)
 ew_status_t ew_phaser_run(ew_phaser_t *ph, const uint8_t *support0, uint64_t start, float *density,
                           uint8_t *support, double *error)
 {
+    return ew_phaser_run_progress(ph, support0, start, density, support, error, NULL);
+}
+
+ew_status_t ew_phaser_run_progress(ew_phaser_t *ph, const uint8_t *support0, uint64_t start, float *density,
+                                   uint8_t *support, double *error, ew_progress_t *progress)
+{
     const ew_phase_config_t *c = &ph->cfg;
     if (!ph->have_data) return ew_fail(EW_ERR_ARG, "phase: no intensity data loaded");
     EW_TRY(ew_phaser_init(ph, support0, start));
@@ -700,6 +706,7 @@ ew_status_t ew_phaser_run(ew_phaser_t *ph, const uint8_t *support0, uint64_t sta
             if (ew_phaser_shrinkwrap(ph, sigma, c->sw_threshold) != EW_OK) ew_error_clear();
         }
         if (c->recenter) ew_phaser_recenter(ph);
+        ew_progress_add(progress, 1);
     }
     double e = ew_phaser_finish(ph, density, support);
     if (error) *error = e;

@@ -302,16 +302,15 @@ ew_status_t ew_phase_run(const ew_rvol_t *intensity, const uint8_t *known, const
     for (int s = 0; s < c->nsteps; s++) per_start += c->steps[s].iters;
     res->iterations = per_start * c->loops + 1;
     if (st == EW_OK) {
-        ew_progress_t *pr = ew_progress_start("phasing", (uint64_t)K);
+        ew_progress_t *pr = ew_progress_start("phasing", (uint64_t)K * (uint64_t)c->loops);
         res->best = 0;
         for (int k = 0; k < K && st == EW_OK; k++) {
             double e = 0.0;
-            st = ew_phaser_run(ph, sup0, (uint64_t)k, runs + (size_t)k * nv, sups + (size_t)k * nv, &e);
+            st = ew_phaser_run_progress(ph, sup0, (uint64_t)k, runs + (size_t)k * nv, sups + (size_t)k * nv, &e, pr);
             if (st != EW_OK) break;
             res->errors[k] = e;
             if (k == 0 || e < res->errors[res->best]) res->best = k;
-            ew_progress_status(pr, "start %d error %.4f", k, e);
-            ew_progress_add(pr, 1);
+            ew_progress_status(pr, "start %d error %.4f, best %.4f", k, e, res->errors[res->best]);
         }
         ew_progress_finish(pr);
     }

@@ -12,6 +12,11 @@ fftwf_plan ew_phase_plan_c2r(int n, fftwf_complex *in, float *out, int nthreads,
 /* Destroy a plan under the same lock (NULL is a no-op). */
 void ew_phase_plan_destroy(fftwf_plan p);
 
+/* ew_phaser_run, adding 1 to progress (may be NULL) after every loop. */
+#include "recon/phase.h"
+ew_status_t ew_phaser_run_progress(ew_phaser_t *ph, const uint8_t *support0, uint64_t start, float *density,
+                                   uint8_t *support, double *error, ew_progress_t *progress);
+
 /* Signed frequency / coordinate of FFT index k on an n grid. */
 static inline int ew_phase_signed(int k, int n)
 {
