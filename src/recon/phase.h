@@ -224,9 +224,10 @@ typedef struct {
 
 /* Phase intensity (with known as in ew_phaser_set_data) with the recipe c:
  * initial support from the autocorrelation, c->starts runs, the best by
- * Fourier error, alignment + average + PRTF. Progress is reported with
- * ew_progress. On error *res is left empty and the message names the
- * failing step. Free with ew_phase_result_free. */
+ * Fourier error, alignment + average + PRTF. Progress (one step per loop
+ * of each start) is reported with ew_progress. On error *res is left empty
+ * and the message (starting "phase: ") names the bad field or value. Free
+ * with ew_phase_result_free. */
 ew_status_t ew_phase_run(const ew_rvol_t *intensity, const uint8_t *known, const ew_phase_config_t *c,
                          ew_phase_result_t *res);
 /* Free the result's arrays (NULL-safe); res is left empty. */

@@ -338,7 +338,7 @@ ew_status_t ew_phase_run(const ew_rvol_t *intensity, const uint8_t *known, const
     free(ptrs);
     if (st != EW_OK) {
         ew_phase_result_free(res);
-        return ew_fail_context(st, "phase");
+        return st;
     }
     res->seconds = ew_time_now() - t0;
     return EW_OK;
