@@ -295,6 +295,7 @@ int main(int argc, char **argv)
         printf("%5d %12.3f | %10.3f %6.2f | %10.3f %6.2f | %10.3f %6.2f | %10.3f %6.2f\n", r->n, r->fft_pair * 1e3,
                r->it[0] * 1e3, r->ratio[0], r->it[1] * 1e3, r->ratio[1], r->it[3] * 1e3, r->ratio[3], r->it[2] * 1e3,
                r->ratio[2]);
+        fflush(stdout);
     }
     printf("(ratio = iteration time / time of its FFTs: 1 pair for ER/HIO/RAAR, 2 pairs for DM; target <= 1.5)\n");
     struct_row_t sr = {0};

@@ -625,6 +625,56 @@ static void test_phase_2cex_true_intensity(void **state)
     free(out);
 }
 
+static void test_intensity_of_density(void **state)
+{
+    (void)state;
+    const int n = 15;
+    size_t nv = (size_t)n * n * n;
+    float *rho = malloc(nv * sizeof *rho), *I = malloc(nv * sizeof *I), *ref = malloc(nv * sizeof *ref);
+    make_truth(n, rho, 1.0);
+    intensity_of(n, rho, ref);
+    assert_ok(ew_phase_intensity(rho, n, 1, I));
+    double mx = 0;
+    for (size_t i = 0; i < nv; i++) mx = fmax(mx, ref[i]);
+    for (size_t i = 0; i < nv; i++) assert_close(I[i], ref[i], 1e-4, 1e-6 * mx);
+    /* Friedel: I(s) = I(-s), voxel i <-> n - 1 - i for odd n */
+    for (size_t i = 0; i < nv; i++) assert_close(I[i], I[nv - 1 - i], 1e-4, 1e-6 * mx);
+    free(rho);
+    free(I);
+    free(ref);
+}
+
+static void test_phaser_loops_continue(void **state)
+{
+    (void)state;
+    const int n = 21;
+    size_t nv = (size_t)n * n * n;
+    float *rho = malloc(nv * sizeof *rho), *I = malloc(nv * sizeof *I), *out = malloc(nv * sizeof *out);
+    uint8_t *sup = malloc(nv);
+    make_truth(n, rho, 1.0);
+    intensity_of(n, rho, I);
+    ew_rvol_t vol = {n, 0.01, I};
+    assert_ok(ew_phase_support_autocorr(&vol, NULL, 1.0, 0.02, 1, sup));
+    ew_phase_config_t c = small_config();
+    c.loops = 2;
+    ew_phaser_t *ph;
+    assert_ok(ew_phaser_create(&ph, n, &c));
+    assert_ok(ew_phaser_set_data(ph, &vol, NULL));
+    double e0;
+    assert_ok(ew_phaser_run(ph, sup, 0, out, sup, &e0));
+    /* continue from that result with more loops: the error goes down */
+    assert_ok(ew_phaser_set_iterate(ph, sup, out));
+    ew_phaser_loops(ph, 10);
+    double e1 = ew_phaser_finish(ph, out, sup);
+    if (!(e1 < e0 && e1 < 0.05)) fail_msg("error %.4f -> %.4f", e0, e1);
+    assert_close(ew_phaser_error(ph, out), e1, 1e-3, 1e-6);
+    ew_phaser_free(ph);
+    free(rho);
+    free(I);
+    free(out);
+    free(sup);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -670,6 +720,8 @@ int main(void)
         cmocka_unit_test(test_phase_blobs_full_data),
         cmocka_unit_test(test_phase_blobs_missing_centre_and_corners),
         cmocka_unit_test(test_recenter),
+        cmocka_unit_test(test_intensity_of_density),
+        cmocka_unit_test(test_phaser_loops_continue),
         cmocka_unit_test(test_phase_2cex_true_intensity),
         cmocka_unit_test(test_bad_input),
     };

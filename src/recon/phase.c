@@ -692,26 +692,37 @@ ew_status_t ew_phaser_run(ew_phaser_t *ph, const uint8_t *support0, uint64_t sta
     return ew_phaser_run_progress(ph, support0, start, density, support, error, NULL);
 }
 
-ew_status_t ew_phaser_run_progress(ew_phaser_t *ph, const uint8_t *support0, uint64_t start, float *density,
-                                   uint8_t *support, double *error, ew_progress_t *progress)
+static void run_loops(ew_phaser_t *ph, int loops, ew_progress_t *progress)
 {
     const ew_phase_config_t *c = &ph->cfg;
-    if (!ph->have_data) return ew_fail(EW_ERR_ARG, "phase: no intensity data loaded");
-    EW_TRY(ew_phaser_init(ph, support0, start));
-    for (int loop = 0; loop < c->loops; loop++) {
+    for (int loop = 0; loop < loops; loop++) {
         for (int s = 0; s < c->nsteps; s++) ew_phaser_iterate(ph, c->steps[s].algo, c->steps[s].beta, c->steps[s].iters);
         if (c->shrinkwrap_every > 0 && (loop + 1) % c->shrinkwrap_every == 0) {
-            double t = c->loops > 1 ? (double)loop / (double)(c->loops - 1) : 1.0;
+            double t = loops > 1 ? (double)loop / (double)(loops - 1) : 1.0;
             double sigma = c->sw_sigma_start * pow(c->sw_sigma_end / c->sw_sigma_start, t);
             if (ew_phaser_shrinkwrap(ph, sigma, c->sw_threshold) != EW_OK) ew_error_clear();
         }
         if (c->recenter) ew_phaser_recenter(ph);
         ew_progress_add(progress, 1);
     }
+}
+
+void ew_phaser_loops(ew_phaser_t *ph, int loops)
+{
+    EW_ASSERT(ph->have_data && ph->have_iter);
+    run_loops(ph, loops, NULL);
+}
+
+ew_status_t ew_phaser_run_progress(ew_phaser_t *ph, const uint8_t *support0, uint64_t start, float *density,
+                                   uint8_t *support, double *error, ew_progress_t *progress)
+{
+    if (!ph->have_data) return ew_fail(EW_ERR_ARG, "phase: no intensity data loaded");
+    EW_TRY(ew_phaser_init(ph, support0, start));
+    run_loops(ph, ph->cfg.loops, progress);
     double e = ew_phaser_finish(ph, density, support);
     if (error) *error = e;
-    if (!isfinite(e)) return ew_fail(EW_ERR_NUMERIC, "phase: start %llu diverged (Fourier error %g)",
-                                     (unsigned long long)start, e);
+    if (!isfinite(e))
+        return ew_fail(EW_ERR_NUMERIC, "phase: start %llu diverged (Fourier error %g)", (unsigned long long)start, e);
     return EW_OK;
 }
 

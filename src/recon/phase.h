@@ -151,6 +151,12 @@ double ew_phaser_error(ew_phaser_t *ph, const float *density);
 ew_status_t ew_phaser_run(ew_phaser_t *ph, const uint8_t *support0, uint64_t start, float *density,
                           uint8_t *support, double *error);
 
+/* Run `loops` loops of the config's recipe (its steps, then shrinkwrap and
+ * recentering as configured, with the sigma schedule spread over these
+ * loops) on the current iterate, e.g. after ew_phaser_set_iterate with new
+ * data (M-TIP). Needs set_data and init/set_iterate first (EW_ASSERT). */
+void ew_phaser_loops(ew_phaser_t *ph, int loops);
+
 /* Time of one forward + one backward FFT of this phaser (seconds, the
  * mean of reps pairs on scratch buffers; the iterate is not touched). */
 double ew_phaser_time_fft_pair(ew_phaser_t *ph, int reps);
@@ -200,6 +206,12 @@ ew_status_t ew_phase_align(const float *ref, const float *mov, int n, int nthrea
  * = 0). EW_ERR_ARG if k < 1; EW_ERR_NOMEM. */
 ew_status_t ew_phase_prtf(const float *const *dens, int k, int n, double ds, const uint8_t *known,
                           int nthreads, double *prtf, double *s, double *resolution, int *reached);
+
+/* The intensity of a density: I = |DFT(density)|^2 (n^3, centred layouts
+ * in and out: r = 0 and s = 0 at voxel n / 2), electrons^2 for a density
+ * in electrons per voxel. EW_ERR_NOMEM / EW_ERR_INTERNAL (FFTW) on
+ * failure, I untouched. */
+ew_status_t ew_phase_intensity(const float *density, int n, int nthreads, float *I);
 
 /* ---- Everything: the `ewald phase` entry point ------------------------ */
 

@@ -245,6 +245,36 @@ ew_status_t ew_phase_prtf(const float *const *dens, int k, int n, double ds, con
     return EW_OK;
 }
 
+ew_status_t ew_phase_intensity(const float *density, int n, int nthreads, float *I)
+{
+    if (n < 2) return ew_fail(EW_ERR_ARG, "phase: intensity grid n = %d is too small", n);
+    fft_ctx_t c;
+    EW_TRY(ctx_init(&c, n, nthreads < 1 ? 1 : nthreads));
+    const int nh = c.nh, np = c.np, cen = n / 2;
+    memset(c.buf, 0, (size_t)n * n * np * sizeof(float));
+    for (int z = 0; z < n; z++)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++)
+                c.buf[((size_t)((z - cen + n) % n) * n + (size_t)((y - cen + n) % n)) * np + (size_t)((x - cen + n) % n)] =
+                    density[((size_t)z * n + y) * n + x];
+    fftwf_execute(c.fwd);
+    for (int z = 0; z < n; z++)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++) {
+                int kz = (z - cen + n) % n, ky = (y - cen + n) % n, kx = (x - cen + n) % n;
+                if (kx >= nh) { /* Friedel mate on the stored half */
+                    kz = (n - kz) % n;
+                    ky = (n - ky) % n;
+                    kx = (n - kx) % n;
+                }
+                size_t i = ((size_t)kz * n + ky) * nh + kx;
+                float re = c.buf[2 * i], im = c.buf[2 * i + 1];
+                I[((size_t)z * n + y) * n + x] = re * re + im * im;
+            }
+    ctx_free(&c);
+    return EW_OK;
+}
+
 void ew_phase_result_free(ew_phase_result_t *res)
 {
     if (!res) return;
