@@ -41,7 +41,7 @@ typedef struct {
     int emc_level_lo, emc_level_hi; /* 600-cell grid levels, coarse to fine (4, 6; quick 4, 5) */
     int emc_iters;              /* iterations per level (10; quick 6); the last level gets 1.5x */
     double emc_beta_start, emc_beta_factor; /* annealing (0.1, 1.5) */
-    int emc_beta_period;        /* iterations per beta step (3) */
+    int emc_beta_period;        /* iterations per beta step (3; quick 2) */
     /* phasing */
     int phase_loops, phase_starts; /* recipe loops and random starts (10, 2; quick 4, 2) */
     /* cryo-EM */

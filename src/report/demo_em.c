@@ -70,6 +70,7 @@ static ew_status_t micrograph_png(const char *path, const ew_em_micrograph_t *mg
         bin_image(mg->micrograph, mg->nx, mg->ny, f, b);
         if (smooth) smooth_display(b, w, h, tmp);
         ew_image_options_t o = ew_image_options_default();
+        o.colormap = EW_CMAP_GRAY;
         o.clip_lo = 0.5, o.clip_hi = 99.5;
         st = ew_image_to_rgb(b, w, h, NULL, &o, rgb);
     }
@@ -148,11 +149,11 @@ ew_status_t ew_demo_em(const ew_demo_config_t *c, ew_report_t *r, ew_demo_result
     ew_report_paramf(r, G, "detector DQE(0)", NULL, "%.2f", ec.dqe0);
     ew_report_paramf(r, G, "GenEM SNR", NULL, "%.3f", ec.snr);
     ew_report_text(r,
-                   "%zu micrographs of %d x %d pixels at %.1f A per pixel (%.0f A across) with %zu particles of 2cex "
+                   "%zu micrograph(s) of %d x %d pixels at %.1f A per pixel (%.0f A across) with %zu particles of 2cex "
                    "(radius %.0f A) in random orientations: full physics (atomic potential, %.0f A of amorphous "
-                   "ice, multislice-free phase grating, CTF at %.0f kV, %.0f e/A^2 dose, detector DQE and MTF, "
+                   "ice, phase-grating exit wave, CTF at %.0f kV, %.0f e/A^2 dose, detector DQE and MTF, "
                    "Poisson counting), and one micrograph with the GenEM preset (projection, CTF, white Gaussian "
-                   "noise at SNR %.2f). %.0f s.",
+                   "noise at SNR %.2f). %.1f s.",
                    res->em_micrographs, ec.nx, ec.ny, ec.pixel, ec.nx * ec.pixel, res->em_particles, rad,
                    ec.ice.thickness, ec.ctf.voltage_v * 1e-3, ec.dose, ec.snr, t_sim);
     {

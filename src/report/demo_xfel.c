@@ -42,6 +42,19 @@ static ew_status_t collect(void *ctx, const ew_xfel_pattern_t *p, size_t count)
 
 /* ---------- helpers ---------- */
 
+/* The smallest odd n' >= n whose prime factors are 3, 5 and 7 only (fast
+ * FFTs for phasing; the grid must be odd, see ew_detector_volume_grid). */
+static int fft_friendly_odd(int n)
+{
+    for (int m = n | 1;; m += 2) {
+        int k = m;
+        while (k % 3 == 0) k /= 3;
+        while (k % 5 == 0) k /= 5;
+        while (k % 7 == 0) k /= 7;
+        if (k == 1) return m;
+    }
+}
+
 /* Central slices (z = c, y = c, x = c) of an n^3 volume, cropped to
  * [c - h, c + h], into out (3 tiles of (2h+1)^2). */
 static void central_slices(const float *v, int n, int h, float *out)
@@ -160,6 +173,16 @@ ew_status_t ew_demo_xfel(const ew_demo_config_t *c, ew_report_t *r, ew_demo_resu
     setup.sim.n_patterns = c->n_patterns;
     setup.sim.seed = c->seed;
     setup.sim.threads = c->threads;
+
+    {
+        ew_detector_t dt;
+        EW_TRY(ew_detector_init(&dt, &setup.detector));
+        int n0;
+        double ds0;
+        ew_detector_volume_grid(&dt, 0, &n0, &ds0);
+        ew_detector_free(&dt);
+        setup.volume_n = fft_friendly_odd(n0);
+    }
 
     ew_report_section(r, "xfel-data", "XFEL: simulated diffraction patterns");
     t = ew_time_now();
