@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cmd_util.h"
 #include "io/coords.h"
 #include "io/cxi.h"
 #include "io/emcfile.h"
@@ -167,7 +168,7 @@ static ew_status_t info_cxi(const char *path, cJSON *o)
             if (g->mask[j % npix] != 2 && buf[j] > 0) total += buf[j];
         if (p) ew_progress_add(p, (uint64_t)k);
     }
-    if (p) ew_progress_finish(p);
+    ew_cli_progress_end(p, st);
     if (st == EW_OK && m > 0) {
         printf("  photons/pattern    %.1f (mean of the first %lld, unmasked pixels)\n", total / m, m);
         cJSON_AddNumberToObject(o, "mean_photons", total / m);
