@@ -14,7 +14,9 @@
 #include "io/emcfile.h"
 #include "io/h5vol.h"
 #include "io/mrc.h"
+#include "eval/align.h"
 #include "io/npy.h"
+#include "io/png.h"
 #include "io/star.h"
 #include "io/volume.h"
 
@@ -139,7 +141,7 @@ static void test_help_lists_commands(void **state)
     assert_non_null(strstr(b, "info"));
     assert_non_null(strstr(b, "convert"));
     free(b);
-    const char *cmds[] = {"info", "convert"};
+    const char *cmds[] = {"info", "convert", "compare"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         int rc = ewald("%s --help", cmds[i]);
         assert_int_equal(rc, 0);
@@ -376,6 +378,102 @@ static void test_convert_coordinates(void **state)
     assert_false(exists(star2));
 }
 
+/* An asymmetric density of Gaussian blobs (n^3) and a rotated copy. */
+static void blobs(float *v, int n, double amp_noise, uint64_t seed)
+{
+    const double c[5][4] = {{0, 0, 0, 3.0}, {4, 1, -2, 2.0}, {-3, 3, 1, 1.5}, {1, -4, 3, 1.2}, {2, 2, 4, 1.0}};
+    for (int z = 0; z < n; z++)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++) {
+                double sum = 0;
+                for (int k = 0; k < 5; k++) {
+                    double dx = x - n / 2 - c[k][0], dy = y - n / 2 - c[k][1], dz = z - n / 2 - c[k][2];
+                    sum += exp(-(dx * dx + dy * dy + dz * dz) / (2 * 1.6 * 1.6)) * c[k][3];
+                }
+                size_t i = ((size_t)z * n + y) * n + x;
+                ew_rng_t r;
+                ew_rng_init(&r, seed, ew_rng_stream_id(EW_RNG_TAG_GENERIC, i));
+                v[i] = (float)(sum + amp_noise * ew_rng_normal(&r));
+            }
+}
+
+static void test_compare_densities(void **state)
+{
+    (void)state;
+    if (!bin()) skip();
+    enum { N = 24 };
+    static float a[N * N * N], b[N * N * N], rot[N * N * N];
+    blobs(a, N, 0, 1);
+    blobs(b, N, 0.05, 2);
+    double axis[3] = {1, 2, 0.5}, m[9];
+    ew_quat_to_mat(ew_quat_from_axis_angle(axis, 40 * EW_PI / 180), m);
+    ew_vol_transform(b, N, m, NULL, rot);
+    char pa[600], pb[600], prefix[600], txt[700], png[700], al[600];
+    snprintf(pa, sizeof pa, "%s", ew_test_tmpfile("A.mrc"));
+    snprintf(pb, sizeof pb, "%s", ew_test_tmpfile("B.h5"));
+    snprintf(prefix, sizeof prefix, "%s", ew_test_tmpfile("cmp"));
+    snprintf(al, sizeof al, "%s", ew_test_tmpfile("aligned.mrc"));
+    assert_ok(ew_mrc_write(pa, a, N, N, N, 2.0, NULL, 0, EW_MRC_FLOAT32));
+    ew_volume_t v = {0};
+    v.nx = v.ny = v.nz = N;
+    v.voxel = 2.0;
+    v.data = rot;
+    assert_ok(ew_volume_write(pb, &v));
+    assert_int_equal(ewald("compare '%s' '%s' --out-prefix '%s' --aligned '%s' --json", pa, pb, prefix, al), 0);
+    cJSON *j = last_json();
+    assert_close(jnum(j, "rotation_deg"), 40, 0, 2.0);
+    assert_close(jnum(j, "hand"), 0, 0, 0);
+    assert_true(jnum(j, "score") > 0.95);
+    /* Resolution: the noise is white, the blobs smooth: FSC 0.5 is crossed between 2 voxels and Nyquist. */
+    double d05 = jnum(j, "fsc_05_a");
+    assert_true(d05 >= 4.0 && d05 < 20.0);
+    cJSON_Delete(j);
+    snprintf(txt, sizeof txt, "%s_fsc.txt", prefix);
+    snprintf(png, sizeof png, "%s_fsc.png", prefix);
+    size_t n = 0;
+    char *t = (char *)ew_test_read_bytes(txt, &n);
+    assert_non_null(t);
+    assert_non_null(strstr(t, "resolution at 0.5"));
+    free(t);
+    int w, h, ch;
+    uint8_t *px;
+    assert_ok(ew_png_read(png, &w, &h, &ch, &px));
+    free(px);
+    ew_mrc_t m2;
+    assert_ok(ew_mrc_read(al, &m2));
+    double num = 0, da = 0, db = 0;
+    for (int i = 0; i < N * N * N; i++) {
+        num += (double)a[i] * m2.data[i];
+        da += (double)a[i] * a[i];
+        db += (double)m2.data[i] * m2.data[i];
+    }
+    assert_true(num / sqrt(da * db) > 0.95);
+    ew_mrc_free(&m2);
+
+    /* The mirror image is found as hand 1. */
+    float mir[N * N * N];
+    for (int i = 0; i < N * N * N; i++) mir[i] = 0;
+    for (int z = 1; z < N; z++)
+        for (int y = 1; y < N; y++)
+            for (int x = 1; x < N; x++) mir[((size_t)z * N + y) * N + x] = rot[((size_t)(N - z) * N + (N - y)) * N + (N - x)];
+    v.data = mir;
+    assert_ok(ew_volume_write(pb, &v));
+    assert_int_equal(ewald("compare '%s' '%s' --no-files --json", pa, pb), 0);
+    j = last_json();
+    assert_close(jnum(j, "hand"), 1, 0, 0);
+    assert_true(jnum(j, "score") > 0.9);
+    cJSON_Delete(j);
+
+    /* Different sizes: one error line, no table. */
+    char small[600];
+    snprintf(small, sizeof small, "%s", ew_test_tmpfile("small.mrc"));
+    assert_ok(ew_mrc_write(small, a, N, N, N / 2, 2.0, NULL, 0, EW_MRC_FLOAT32));
+    snprintf(prefix, sizeof prefix, "%s", ew_test_tmpfile("bad"));
+    assert_failed_cleanly(ewald("compare '%s' '%s' --out-prefix '%s'", pa, small, prefix));
+    snprintf(txt, sizeof txt, "%s_fsc.txt", prefix);
+    assert_false(exists(txt));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_convert_cxi_emc_round_trip),
         cmocka_unit_test(test_convert_volumes),
         cmocka_unit_test(test_convert_coordinates),
+        cmocka_unit_test(test_compare_densities),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

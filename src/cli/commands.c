@@ -6,6 +6,7 @@
 int cmd_selftest(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 
 const ew_area_t ew_areas[] = {
     {"xfel", "X-ray free-electron laser single-particle imaging"},
@@ -16,6 +17,7 @@ const ew_area_t ew_areas[] = {
 const ew_command_t ew_commands[] = {
     {NULL, "info", cmd_info, "describe any supported file (structure, MRC, STAR, CXI, HDF5, EMC, npy, PNG...)"},
     {NULL, "convert", cmd_convert, "convert CXI <-> Dragonfly .emc, MRC <-> HDF5 volumes, STAR <-> Topaz/.box"},
+    {NULL, "compare", cmd_compare, "align two volumes (rotation, hand) and measure their FSC resolution"},
     {NULL, "selftest", cmd_selftest, "check the build: RNG known answers, threads, libraries"},
     {NULL, NULL, NULL, NULL},
 };
