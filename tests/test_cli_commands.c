@@ -141,7 +141,7 @@ static void test_help_lists_commands(void **state)
     assert_non_null(strstr(b, "info"));
     assert_non_null(strstr(b, "convert"));
     free(b);
-    const char *cmds[] = {"info", "convert", "compare"};
+    const char *cmds[] = {"info", "convert", "compare", "eval orientations"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         int rc = ewald("%s --help", cmds[i]);
         assert_int_equal(rc, 0);
@@ -474,6 +474,62 @@ static void test_compare_densities(void **state)
     assert_false(exists(txt));
 }
 
+/* Predictions = truth x G (a constant frame rotation) with a few degrees of
+ * noise: the error is the noise, G is found, for text, .npy and CXI inputs. */
+static void test_eval_orientations(void **state)
+{
+    (void)state;
+    if (!bin()) skip();
+    enum { NQ = 40 };
+    ew_quat_t qt[NQ];
+    char cxi[600], txt[600], npy[600], prefix[600], png[700];
+    snprintf(cxi, sizeof cxi, "%s", ew_test_tmpfile("truth.cxi"));
+    snprintf(txt, sizeof txt, "%s", ew_test_tmpfile("pred.txt"));
+    snprintf(npy, sizeof npy, "%s", ew_test_tmpfile("pred.npy"));
+    snprintf(prefix, sizeof prefix, "%s", ew_test_tmpfile("or"));
+    make_cxi(cxi, NQ, 1, qt);
+    double gaxis[3] = {0.3, -1, 0.2}, d[NQ * 4];
+    ew_quat_t g = ew_quat_from_axis_angle(gaxis, 70 * EW_PI / 180);
+    FILE *f = fopen(txt, "w");
+    fprintf(f, "# predicted\n\n");
+    for (int i = 0; i < NQ; i++) {
+        ew_rng_t r;
+        ew_rng_init(&r, 9, ew_rng_stream_id(EW_RNG_TAG_GENERIC, (uint64_t)i));
+        double ax[3] = {ew_rng_normal(&r), ew_rng_normal(&r), ew_rng_normal(&r)};
+        ew_quat_t noise = ew_quat_from_axis_angle(ax, 2.0 * EW_PI / 180); /* exactly 2 degrees */
+        ew_quat_t p = ew_quat_mul(ew_quat_mul(qt[i], g), noise);
+        fprintf(f, "%.12f, %.12f, %.12f, %.12f # pattern %d\n", p.w, p.x, p.y, p.z, i);
+        d[4 * i] = p.w, d[4 * i + 1] = p.x, d[4 * i + 2] = p.y, d[4 * i + 3] = p.z;
+    }
+    fclose(f);
+    size_t shape[2] = {NQ, 4};
+    assert_ok(ew_npy_write_f64(npy, d, 2, shape));
+    const char *preds[2] = {txt, npy};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(ewald("eval orientations '%s' '%s' --out-prefix '%s' --json", preds[k], cxi, prefix), 0);
+        cJSON *j = last_json();
+        assert_close(jnum(j, "n"), NQ, 0, 0);
+        assert_close(jnum(j, "median_deg"), 2.0, 0, 0.5);
+        assert_true(jnum(j, "max_deg") < 5.0);
+        assert_close(jnum(j, "global_rotation_deg"), 70, 0, 1.0);
+        assert_close(jnum(j, "hand"), 0, 0, 0);
+        cJSON_Delete(j);
+    }
+    snprintf(png, sizeof png, "%s_orient_hist.png", prefix);
+    assert_true(exists(png));
+    /* Mismatched counts and a malformed line: one error line each. */
+    f = fopen(txt, "w");
+    fprintf(f, "1 0 0 0\n0 1 0\n");
+    fclose(f);
+    assert_failed_cleanly(ewald("eval orientations '%s' '%s'", txt, cxi));
+    f = fopen(txt, "w");
+    fprintf(f, "1 0 0 0\n");
+    fclose(f);
+    remove(png);
+    assert_failed_cleanly(ewald("eval orientations '%s' '%s' --out-prefix '%s'", txt, cxi, prefix));
+    assert_false(exists(png));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -484,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_convert_volumes),
         cmocka_unit_test(test_convert_coordinates),
         cmocka_unit_test(test_compare_densities),
+        cmocka_unit_test(test_eval_orientations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
