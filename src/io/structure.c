@@ -491,7 +491,7 @@ static ew_status_t cif_row(const cif_tok_t *v, const int *col, const char *name,
 #define TOK(c) cif_col(v, col, c)
     const cif_tok_t *t = TOK(C_MODEL);
     if (t) {
-        if (parse_num(t->p, t->n, &x))
+        if (parse_num(t->p, t->n, &x) || fabs(x) > 1e9)
             return ew_fail(EW_ERR_FORMAT, "%s:%zu: pdbx_PDB_model_num '%.*s' is not a number", name,
                            line, (int)(t->n > 20 ? 20 : t->n), t->p);
         if (*model == LONG_MIN) *model = (long)x;
