@@ -141,7 +141,7 @@ static void test_help_lists_commands(void **state)
     assert_non_null(strstr(b, "info"));
     assert_non_null(strstr(b, "convert"));
     free(b);
-    const char *cmds[] = {"info", "convert", "compare", "eval orientations"};
+    const char *cmds[] = {"info", "convert", "compare", "eval orientations", "xfel simulate"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         int rc = ewald("%s --help", cmds[i]);
         assert_int_equal(rc, 0);
@@ -530,6 +530,57 @@ static void test_eval_orientations(void **state)
     assert_false(exists(png));
 }
 
+static void test_xfel_simulate(void **state)
+{
+    (void)state;
+    if (!bin()) skip();
+    const char *pdb = ew_test_data("pdb/1uao.pdb");
+    if (!pdb) skip();
+    char cxi[600], emc[600], det[600], vol[600];
+    snprintf(cxi, sizeof cxi, "%s", ew_test_tmpfile("sim.cxi"));
+    snprintf(emc, sizeof emc, "%s", ew_test_tmpfile("sim.emc"));
+    snprintf(det, sizeof det, "%s", ew_test_tmpfile("sim.dat"));
+    snprintf(vol, sizeof vol, "%s", ew_test_tmpfile("W.h5"));
+    assert_int_equal(ewald("xfel simulate '%s' -n 12 --width 32 --height 24 --pixel-um 3125 --beamstop 2 "
+                           "--fluence-factor 1000 -o '%s' --emc '%s' --volume '%s' --seed 3 --json",
+                           pdb, cxi, emc, vol),
+                     0);
+    cJSON *j = last_json();
+    assert_close(jnum(j, "patterns"), 12, 0, 0);
+    double pred = jnum(j, "predicted_photons_recorded"), got = jnum(j, "mean_photons_recorded");
+    assert_true(pred > 0);
+    assert_close(got, pred, 0.3, 0); /* 12 random orientations of a small peptide */
+    cJSON_Delete(j);
+    assert_true(exists(det));
+    assert_int_equal(ewald("info '%s' --json", cxi), 0);
+    j = last_json();
+    assert_close(jnum(j, "patterns"), 12, 0, 0);
+    assert_close(jnum(j, "width"), 32, 0, 0);
+    assert_close(jnum(j, "height"), 24, 0, 0);
+    assert_true(jnum(cJSON_GetObjectItem(j, "mask"), "bad") > 0);
+    cJSON_Delete(j);
+    assert_int_equal(ewald("info '%s' --json", vol), 0);
+    j = last_json();
+    assert_string_equal(cJSON_GetObjectItem(j, "kind")->valuestring, "intensity");
+    cJSON_Delete(j);
+    assert_int_equal(ewald("info '%s' --json", emc), 0);
+    j = last_json();
+    assert_close(jnum(j, "frames"), 12, 0, 0);
+    cJSON_Delete(j);
+    /* Orientations of the simulation against themselves: zero error. */
+    assert_int_equal(ewald("eval orientations '%s' '%s' --json", cxi, cxi), 0);
+    j = last_json();
+    assert_close(jnum(j, "max_deg"), 0, 0, 1e-3);
+    cJSON_Delete(j);
+    /* Bad input: no file left. */
+    remove(cxi);
+    assert_failed_cleanly(ewald("xfel simulate /nonexistent.pdb -n 2 -o '%s'", cxi));
+    assert_false(exists(cxi));
+    assert_failed_cleanly(ewald("xfel simulate '%s' -n 2 -o '%s' --energy -5", pdb, cxi));
+    assert_false(exists(cxi));
+    assert_int_equal(ew_test_count_temporaries(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_convert_coordinates),
         cmocka_unit_test(test_compare_densities),
         cmocka_unit_test(test_eval_orientations),
+        cmocka_unit_test(test_xfel_simulate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
