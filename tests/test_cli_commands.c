@@ -141,7 +141,7 @@ static void test_help_lists_commands(void **state)
     assert_non_null(strstr(b, "info"));
     assert_non_null(strstr(b, "convert"));
     free(b);
-    const char *cmds[] = {"info", "convert", "compare", "eval orientations", "xfel simulate"};
+    const char *cmds[] = {"info", "convert", "compare", "eval orientations", "xfel simulate", "phase"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         int rc = ewald("%s --help", cmds[i]);
         assert_int_equal(rc, 0);
@@ -581,6 +581,52 @@ static void test_xfel_simulate(void **state)
     assert_int_equal(ew_test_count_temporaries(), 0);
 }
 
+static void test_phase(void **state)
+{
+    (void)state;
+    if (!bin()) skip();
+    const char *pdb = ew_test_data("pdb/1uao.pdb");
+    if (!pdb) skip();
+    char vol[600], cxi[600], dens[600], avg[600], prefix[600], png[700];
+    snprintf(vol, sizeof vol, "%s", ew_test_tmpfile("Wp.h5"));
+    snprintf(cxi, sizeof cxi, "%s", ew_test_tmpfile("p.cxi"));
+    snprintf(dens, sizeof dens, "%s", ew_test_tmpfile("dens.mrc"));
+    snprintf(avg, sizeof avg, "%s", ew_test_tmpfile("avg.h5"));
+    snprintf(prefix, sizeof prefix, "%s", ew_test_tmpfile("ph"));
+    assert_int_equal(ewald("xfel simulate '%s' -n 1 --width 32 --height 32 --pixel-um 3125 --volume-n 17 -o '%s' "
+                           "--volume '%s'",
+                           pdb, cxi, vol),
+                     0);
+    assert_int_equal(ewald("phase '%s' --recipe er:5,hio:10:0.5,er:5 --loops 3 --starts 2 --estimate --threads 1 "
+                           "-o '%s' --average '%s' --prtf-prefix '%s' --json",
+                           vol, dens, avg, prefix),
+                     0);
+    cJSON *j = last_json();
+    assert_close(jnum(j, "n"), 17, 0, 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "errors")), 2);
+    double err = jnum(j, "error");
+    assert_true(err >= 0 && err < 1);
+    double voxel = jnum(j, "voxel_a");
+    cJSON_Delete(j);
+    ew_mrc_t m;
+    assert_ok(ew_mrc_read(dens, &m));
+    assert_int_equal(m.nx, 17);
+    assert_close(m.pixel_size[0], voxel, 1e-5, 0);
+    ew_mrc_free(&m);
+    ew_h5vol_t h;
+    assert_ok(ew_h5vol_read(avg, &h));
+    assert_int_equal(h.space, EW_VOL_REAL);
+    ew_h5vol_free(&h);
+    snprintf(png, sizeof png, "%s_prtf.png", prefix);
+    assert_true(exists(png));
+    /* A density is not an intensity; a bad recipe; no output either time. */
+    remove(dens);
+    assert_failed_cleanly(ewald("phase '%s' -o '%s'", avg, dens));
+    assert_false(exists(dens));
+    assert_failed_cleanly(ewald("phase '%s' -o '%s' --recipe er:5,xx:3", vol, dens));
+    assert_false(exists(dens));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_compare_densities),
         cmocka_unit_test(test_eval_orientations),
         cmocka_unit_test(test_xfel_simulate),
+        cmocka_unit_test(test_phase),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
