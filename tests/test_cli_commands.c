@@ -17,6 +17,7 @@
 #include "eval/align.h"
 #include "io/npy.h"
 #include "io/png.h"
+#include "io/quatfile.h"
 #include "io/star.h"
 #include "io/volume.h"
 
@@ -141,7 +142,7 @@ static void test_help_lists_commands(void **state)
     assert_non_null(strstr(b, "info"));
     assert_non_null(strstr(b, "convert"));
     free(b);
-    const char *cmds[] = {"info", "convert", "compare", "eval orientations", "xfel simulate", "phase"};
+    const char *cmds[] = {"info", "convert", "compare", "eval orientations", "xfel simulate", "phase", "xfel emc"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         int rc = ewald("%s --help", cmds[i]);
         assert_int_equal(rc, 0);
@@ -627,6 +628,49 @@ static void test_phase(void **state)
     assert_false(exists(dens));
 }
 
+static void test_xfel_emc(void **state)
+{
+    (void)state;
+    if (!bin()) skip();
+    const char *pdb = ew_test_data("pdb/1uao.pdb");
+    if (!pdb) skip();
+    char cxi[600], emc[600], det[600], out[600], out2[600], ori[600];
+    snprintf(cxi, sizeof cxi, "%s", ew_test_tmpfile("e.cxi"));
+    snprintf(emc, sizeof emc, "%s", ew_test_tmpfile("e.emc"));
+    snprintf(det, sizeof det, "%s", ew_test_tmpfile("e.dat"));
+    snprintf(out, sizeof out, "%s", ew_test_tmpfile("emc_out.h5"));
+    snprintf(out2, sizeof out2, "%s", ew_test_tmpfile("emc_out2.h5"));
+    snprintf(ori, sizeof ori, "%s", ew_test_tmpfile("emc_q.txt"));
+    assert_int_equal(ewald("xfel simulate '%s' -n 60 --width 16 --height 16 --pixel-um 6250 -f 1000 -o '%s' "
+                           "--emc '%s'",
+                           pdb, cxi, emc),
+                     0);
+    assert_int_equal(ewald("xfel emc '%s' -l 1 -n 3 -o '%s' --orientations '%s' --json", cxi, out, ori), 0);
+    cJSON *j = last_json();
+    assert_close(jnum(j, "patterns"), 60, 0, 0);
+    assert_close(jnum(j, "iterations"), 3, 0, 0);
+    assert_close(jnum(j, "rotations"), 60, 0, 0); /* level 1: 10 (5 + 1) */
+    double med = jnum(j, "orientation_median_deg");
+    assert_true(med >= 0 && med <= 180);
+    cJSON_Delete(j);
+    ew_rvol_t r;
+    assert_ok(ew_h5vol_read_rvol(out, &r, NULL, NULL));
+    ew_free(r.data);
+    ew_quat_t *q;
+    size_t nq;
+    assert_ok(ew_quat_file_read(ori, &q, &nq));
+    assert_int_equal(nq, 60);
+    ew_free(q);
+    /* The same data from the Dragonfly files. */
+    assert_int_equal(ewald("xfel emc '%s' --detector '%s' --energy 4600 -l 1 -n 2 -o '%s' --json", emc, det, out2), 0);
+    j = last_json();
+    assert_close(jnum(j, "patterns"), 60, 0, 0);
+    cJSON_Delete(j);
+    remove(out2);
+    assert_failed_cleanly(ewald("xfel emc '%s' -l 1 -n 2 -o '%s'", emc, out2));
+    assert_false(exists(out2));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_eval_orientations),
         cmocka_unit_test(test_xfel_simulate),
         cmocka_unit_test(test_phase),
+        cmocka_unit_test(test_xfel_emc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_eval_orient(int argc, char **argv);
 int cmd_xfel_simulate(int argc, char **argv);
 int cmd_phase(int argc, char **argv);
+int cmd_xfel_emc(int argc, char **argv);
 
 const ew_area_t ew_areas[] = {
     {"xfel", "X-ray free-electron laser single-particle imaging"},
@@ -25,6 +26,7 @@ const ew_command_t ew_commands[] = {
     {NULL, "phase", cmd_phase, "phase retrieval: 3D intensity -> electron density (ER/HIO/DM/RAAR, shrinkwrap)"},
     {NULL, "selftest", cmd_selftest, "check the build: RNG known answers, threads, libraries"},
     {"xfel", "simulate", cmd_xfel_simulate, "simulate diffraction patterns of a structure (CXI, .emc, true volume)"},
+    {"xfel", "emc", cmd_xfel_emc, "reconstruct the 3D intensity from patterns by EMC (CXI or Dragonfly .emc)"},
     {"eval", "orientations", cmd_eval_orient, "orientation error of predicted against true quaternions"},
     {NULL, NULL, NULL, NULL},
 };
