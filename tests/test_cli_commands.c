@@ -142,7 +142,7 @@ static void test_help_lists_commands(void **state)
     assert_non_null(strstr(b, "info"));
     assert_non_null(strstr(b, "convert"));
     free(b);
-    const char *cmds[] = {"info", "convert", "compare", "eval orientations", "xfel simulate", "phase", "xfel emc"};
+    const char *cmds[] = {"info", "convert", "compare", "eval orientations", "xfel simulate", "phase", "xfel emc", "em simulate"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         int rc = ewald("%s --help", cmds[i]);
         assert_int_equal(rc, 0);
@@ -671,6 +671,45 @@ static void test_xfel_emc(void **state)
     assert_false(exists(out2));
 }
 
+static void test_em_simulate(void **state)
+{
+    (void)state;
+    if (!bin()) skip();
+    const char *pdb = ew_test_data("pdb/1uao.pdb");
+    if (!pdb) skip();
+    char dir[600], star[700], mrcs[700], mic[700], tsv[600];
+    snprintf(dir, sizeof dir, "%s", ew_test_tmpfile("em"));
+    snprintf(tsv, sizeof tsv, "%s", ew_test_tmpfile("em_picks.txt"));
+    assert_int_equal(ewald("em simulate '%s' --width 128 --height 96 --particles 3 -n 2 --box 32 --estimate "
+                           "--no-png -o '%s' --seed 4 --json",
+                           pdb, dir),
+                     0);
+    cJSON *j = last_json();
+    assert_close(jnum(j, "micrographs"), 2, 0, 0);
+    cJSON_Delete(j);
+    snprintf(star, sizeof star, "%s/particles.star", dir);
+    snprintf(mrcs, sizeof mrcs, "%s/particles.mrcs", dir);
+    snprintf(mic, sizeof mic, "%s/micrographs/mic_000001.mrc", dir);
+    ew_mrc_header_t h;
+    assert_ok(ew_mrc_header_read(mic, &h));
+    assert_int_equal(h.nx, 128);
+    assert_int_equal(h.ny, 96);
+    assert_ok(ew_mrc_header_read(mrcs, &h));
+    assert_int_equal(h.nx, 32);
+    /* The particle STAR file converts to Topaz picks, one per stack image. */
+    assert_int_equal(ewald("convert '%s' '%s' --json", star, tsv), 0);
+    j = last_json();
+    assert_close(jnum(j, "particles"), h.nz, 0, 0);
+    cJSON_Delete(j);
+    /* Bad option values and missing structures: one line, nothing written. */
+    char dir2[600];
+    snprintf(dir2, sizeof dir2, "%s", ew_test_tmpfile("em2"));
+    assert_failed_cleanly(ewald("em simulate '%s' --width 64 --height 64 -o '%s' --weights 1,2", pdb, dir2));
+    assert_false(exists(dir2));
+    assert_failed_cleanly(ewald("em simulate /nonexistent.pdb -o '%s'", dir2));
+    assert_false(exists(dir2));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -685,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_xfel_simulate),
         cmocka_unit_test(test_phase),
         cmocka_unit_test(test_xfel_emc),
+        cmocka_unit_test(test_em_simulate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
