@@ -185,7 +185,8 @@ static void test_info_shared_and_errors(void **state)
     (void)state;
     if (!bin()) skip();
     const char *junk = ew_test_tmpfile("junk.xyz");
-    assert_int_equal(ew_test_write_bytes(junk, "\x01\x02\x03 not a format", 18), 0);
+    static const char junk_bytes[] = "\x01\x02\x03 not a format";
+    assert_int_equal(ew_test_write_bytes(junk, junk_bytes, sizeof junk_bytes - 1), 0);
     assert_failed_cleanly(ewald("info '%s'", junk));
     assert_failed_cleanly(ewald("info /nonexistent/file.mrc"));
     assert_failed_cleanly(ewald("info"));
