@@ -1,14 +1,14 @@
 /* Benchmark of src/recon/phase: time per phasing iteration against the time
  * of the FFTs one iteration needs, measured in the same run.
  *
- *   bench_phase [--json] [--sizes 64,128] [--threads 2] [--iters 20]
+ *   bench_phase [--json] [--sizes 64,128] [--threads 2] [--iters 20] [--rounds 5]
  *               [--pdb FILE | --no-structure] [--n 45] [--loops 10] [--starts 2]
  *
  * For each grid size n: an intensity volume of a random blob density,
- * FFTW_MEASURE plans, then (interleaved, several rounds, the minimum kept)
- * the time of one forward + backward in-place r2c/c2r pair and the time
- * of one iteration of ER, HIO, RAAR (one FFT pair each) and DM (two FFT
- * pairs). The ratio is iteration time / (pairs x pair time); the target
+ * FFTW_MEASURE plans, then rounds x iters interleaved single timings of
+ * one forward + backward in-place r2c/c2r pair and of one iteration of
+ * ER, HIO, RAAR (one FFT pair each) and DM (two FFT pairs), the minimum of
+ * each kept (robust on a shared machine). The ratio is iteration time / (pairs x pair time); the target
  * is <= 1.5.
  *
  * Then the done criterion of the phasing issue: the true intensity of a
@@ -85,7 +85,7 @@ typedef struct {
     double ratio[4];
 } row_t;
 
-static int bench_size(int n, int threads, int iters, row_t *row)
+static int bench_size(int n, int threads, int iters, int rounds, row_t *row)
 {
     size_t nv = (size_t)n * n * n;
     float *I = ew_alloc_array(nv, sizeof(float));
@@ -110,14 +110,15 @@ static int bench_size(int n, int threads, int iters, row_t *row)
     for (int a = 0; a < 4; a++) row->it[a] = 1e30;
     const ew_phase_algo_t algos[4] = {EW_PHASE_ER, EW_PHASE_HIO, EW_PHASE_DM, EW_PHASE_RAAR};
     ew_phaser_iterate(ph, EW_PHASE_HIO, 0.9, 3); /* warm up */
-    for (int round = 0; round < 5; round++) {
-        double f = ew_phaser_time_fft_pair(ph, iters);
+    /* interleaved single timings, the minimum of each kept: robust against
+     * other processes on a shared machine */
+    for (int round = 0; round < rounds * iters; round++) {
+        double f = ew_phaser_time_fft_pair(ph, 1);
         if (f < row->fft_pair) row->fft_pair = f;
         for (int a = 0; a < 4; a++) {
-            int k = algos[a] == EW_PHASE_DM ? (iters + 1) / 2 : iters;
             double t0 = ew_time_now();
-            ew_phaser_iterate(ph, algos[a], 0.9, k);
-            double t = (ew_time_now() - t0) / k;
+            ew_phaser_iterate(ph, algos[a], 0.9, 1);
+            double t = ew_time_now() - t0;
             if (t < row->it[a]) row->it[a] = t;
         }
     }
@@ -263,12 +264,13 @@ fail:
 
 int main(int argc, char **argv)
 {
-    int sizes[8] = {64, 128}, nsizes = 2, threads = 2, iters = 20, nreq = 45, loops = 10, starts = 2;
+    int sizes[8] = {64, 128}, nsizes = 2, threads = 2, iters = 20, rounds = 5, nreq = 45, loops = 10, starts = 2;
     const char *pdb = "../shared/data/pdb/2cex.pdb";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) continue;
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc) iters = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (strcmp(argv[i], "--pdb") == 0 && i + 1 < argc) pdb = argv[++i];
         else if (strcmp(argv[i], "--no-structure") == 0) pdb = NULL;
         else if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) nreq = atoi(argv[++i]);
@@ -278,19 +280,19 @@ int main(int argc, char **argv)
             nsizes = 0;
             for (char *t = strtok(argv[++i], ","); t && nsizes < 8; t = strtok(NULL, ",")) sizes[nsizes++] = atoi(t);
         } else {
-            fprintf(stderr, "usage: bench_phase [--json] [--sizes 64,128] [--threads 2] [--iters 20] [--pdb FILE | "
+            fprintf(stderr, "usage: bench_phase [--json] [--sizes 64,128] [--threads 2] [--iters 20] [--rounds 5] [--pdb FILE | "
                             "--no-structure] [--n 45] [--loops 10] [--starts 2]\n");
             return 2;
         }
     }
-    if (threads < 1 || iters < 1) return 2;
+    if (threads < 1 || iters < 1 || rounds < 1) return 2;
     row_t rows[8];
-    printf("phase retrieval: time per iteration vs the FFTs it needs (fftwf, %d threads, FFTW_MEASURE, min of 5 rounds)\n",
-           threads);
+    printf("phase retrieval: time per iteration vs the FFTs it needs (fftwf, %d threads, FFTW_MEASURE, min of %d single timings)\n",
+           threads, rounds * iters);
     printf("%5s %12s | %10s %6s | %10s %6s | %10s %6s | %10s %6s\n", "n", "FFT pair ms", "ER ms", "ratio",
            "HIO ms", "ratio", "RAAR ms", "ratio", "DM ms", "ratio");
     for (int s = 0; s < nsizes; s++) {
-        if (bench_size(sizes[s], threads, iters, &rows[s]) != 0) return 1;
+        if (bench_size(sizes[s], threads, iters, rounds, &rows[s]) != 0) return 1;
         row_t *r = &rows[s];
         printf("%5d %12.3f | %10.3f %6.2f | %10.3f %6.2f | %10.3f %6.2f | %10.3f %6.2f\n", r->n, r->fft_pair * 1e3,
                r->it[0] * 1e3, r->ratio[0], r->it[1] * 1e3, r->ratio[1], r->it[3] * 1e3, r->ratio[3], r->it[2] * 1e3,

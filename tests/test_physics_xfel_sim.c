@@ -157,6 +157,43 @@ static void test_deterministic(void **state)
     fixture_free(&f);
 }
 
+/* Beam-position jitter: a pattern equals the volume sliced on the detector
+ * geometry recomputed for its reported beam offset, times corr and m. */
+static void test_beam_jitter(void **state)
+{
+    (void)state;
+    fixture_t f;
+    fixture_init(&f, 10, 0);
+    enum { N = 5 };
+    f.cfg.n_patterns = N;
+    f.cfg.poisson = 0;
+    f.cfg.keep_expected = 1;
+    f.cfg.beam_jitter_px = 0.3;
+    f.cfg.fluence_dist = EW_FLUENCE_LOGNORMAL;
+    f.cfg.fluence_spread = 0.3;
+    sink_t s;
+    sink_init(&s, N, f.det.npix);
+    assert_ok(ew_xfel_simulate(&f.cfg, &f.det, &f.W, NULL, sink_write, &s, NULL));
+    size_t np = f.det.npix;
+    float *sv = malloc(sizeof(float) * 3 * np), *sa = malloc(sizeof(float) * np), *po = malloc(sizeof(float) * np),
+          *sl = malloc(sizeof(float) * np);
+    double moved = 0;
+    for (int i = 0; i < N; i++) {
+        const ew_xfel_pattern_t *m = &s.meta[i];
+        moved += fabs(m->beam_dx) + fabs(m->beam_dy);
+        ew_detector_geometry_shifted(&f.det, m->beam_dx, m->beam_dy, sv, sa, po);
+        double R[9];
+        ew_quat_to_mat(m->quat, R);
+        ew_slice_trilinear(&f.W, R, sv, np, sl);
+        for (size_t p = 0; p < np; p += 7)
+            assert_close(s.expected[(size_t)i * np + p], m->fluence_mult * sl[p] * sa[p] * po[p], 1e-5, 1e-12);
+    }
+    assert_true(moved > 0.5); /* the beam did move */
+    free(sv), free(sa), free(po), free(sl);
+    sink_free(&s);
+    fixture_free(&f);
+}
+
 /* Mean photons per pattern: the Poisson totals match the expected totals
  * within Poisson error; the expected totals match two independent
  * predictions (the volume's spherical average, and the Debye formula on
@@ -541,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_fluence_jitter),         cmocka_unit_test(test_interpolation_vs_exact),
         cmocka_unit_test(test_model_from_pdb),          cmocka_unit_test(test_to_files),
         cmocka_unit_test(test_measured_histogram),
+        cmocka_unit_test(test_beam_jitter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -397,7 +397,15 @@ static void test_prtf(void **state)
  * check the best and the average against the truth, both restricted to
  * the measured resolution sphere |k| <= rmax (beyond it nothing was
  * measured, so nothing can be recovered). */
+static void run_blobs_with(const uint8_t *mask, double rmax, double min_cc, const ew_phase_config_t *cfg);
+
 static void run_blobs(const uint8_t *mask, double rmax, double min_cc)
+{
+    ew_phase_config_t c = small_config();
+    run_blobs_with(mask, rmax, min_cc, &c);
+}
+
+static void run_blobs_with(const uint8_t *mask, double rmax, double min_cc, const ew_phase_config_t *cfg)
 {
     const int n = N;
     size_t nv = (size_t)n * n * n;
@@ -405,7 +413,7 @@ static void run_blobs(const uint8_t *mask, double rmax, double min_cc)
     make_truth(n, rho, 1.0);
     intensity_of(n, rho, I);
     ew_rvol_t vol = {n, 0.004, I};
-    ew_phase_config_t c = small_config();
+    ew_phase_config_t c = *cfg;
     ew_phase_result_t res;
     ew_log_level_t lv = ew_log_get_level();
     ew_log_set_level(EW_LOG_WARN);
@@ -446,6 +454,22 @@ static void test_phase_blobs_missing_centre_and_corners(void **state)
     (void)state;
     uint8_t *mask = make_mask(N, 1.5, N / 2); /* beam stop r < 1.5 voxels, nothing beyond the inscribed sphere */
     run_blobs(mask, N / 2, 0.99);
+    free(mask);
+}
+
+/* The reference recipe's blocks (ER 50, HIO 25 (0.3), DM 25 (0.3), ER 50,
+ * shrinkwrap sigma 1, recentering), fewer loops, with a beam stop. */
+static void test_phase_blobs_reference_recipe(void **state)
+{
+    (void)state;
+    ew_phase_config_t c;
+    ew_phase_config_default(&c);
+    c.loops = 8;
+    c.starts = 2;
+    c.nthreads = 1;
+    c.fftw_measure = 0;
+    uint8_t *mask = make_mask(N, 1.5, N / 2);
+    run_blobs_with(mask, N / 2, 0.99, &c);
     free(mask);
 }
 
@@ -719,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_prtf),
         cmocka_unit_test(test_phase_blobs_full_data),
         cmocka_unit_test(test_phase_blobs_missing_centre_and_corners),
+        cmocka_unit_test(test_phase_blobs_reference_recipe),
         cmocka_unit_test(test_recenter),
         cmocka_unit_test(test_intensity_of_density),
         cmocka_unit_test(test_phaser_loops_continue),
