@@ -207,6 +207,30 @@ static void test_info_shared_and_errors(void **state)
         assert_close(jnum(t, "rows"), 5, 0, 0);
         cJSON_Delete(j);
     }
+    /* safetensors: an 8-byte little-endian header length, then the JSON header, then the data. */
+    const char *st = ew_test_tmpfile("m.safetensors");
+    static const char hdr[] = "{\"__metadata__\":{\"epoch\":\"3\"},\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],"
+                              "\"data_offsets\":[0,24]}}";
+    unsigned char stbuf[8 + sizeof hdr - 1 + 24] = {0};
+    stbuf[0] = (unsigned char)(sizeof hdr - 1);
+    memcpy(stbuf + 8, hdr, sizeof hdr - 1);
+    assert_int_equal(ew_test_write_bytes(st, stbuf, sizeof stbuf), 0);
+    assert_int_equal(ewald("info '%s' --json", st), 0);
+    cJSON *js = last_json();
+    assert_string_equal(cJSON_GetObjectItem(js, "format")->valuestring, "safetensors");
+    cJSON *t0 = cJSON_GetArrayItem(cJSON_GetObjectItem(js, "tensors"), 0);
+    assert_string_equal(cJSON_GetObjectItem(t0, "dtype")->valuestring, "F32");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t0, "shape")), 2);
+    cJSON_Delete(js);
+    /* PNG */
+    const char *png = ew_test_tmpfile("g.png");
+    uint8_t px[6 * 4] = {0};
+    assert_ok(ew_png_write_gray8(png, 6, 4, px));
+    assert_int_equal(ewald("info '%s' --json", png), 0);
+    js = last_json();
+    assert_close(jnum(js, "width"), 6, 0, 0);
+    assert_close(jnum(js, "height"), 4, 0, 0);
+    cJSON_Delete(js);
     /* npy written here */
     const char *npy = ew_test_tmpfile("q.npy");
     double d[8] = {1, 0, 0, 0, 0, 1, 0, 0};
