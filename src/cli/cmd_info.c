@@ -10,6 +10,7 @@
 #include "io/cxi.h"
 #include "io/emcfile.h"
 #include "io/filetype.h"
+#include "io/safetensors.h"
 #include "io/h5vol.h"
 #include "io/mrc.h"
 #include "io/npy.h"
@@ -303,55 +304,37 @@ static ew_status_t info_coords(const char *path, int box, cJSON *o)
     return EW_OK;
 }
 
-/* safetensors: an 8-byte little-endian header length, a JSON header. */
+/* safetensors: read and validated by io/safetensors (offsets, shapes). */
 static ew_status_t info_safetensors(const char *path, cJSON *o)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ew_fail(EW_ERR_IO, "%s: cannot open", path);
-    unsigned char lb[8];
-    uint64_t len = 0;
-    if (fread(lb, 1, 8, f) == 8)
-        for (int i = 7; i >= 0; i--) len = len << 8 | lb[i];
-    char *hdr = len > 0 && len < (100u << 20) ? malloc(len + 1) : NULL;
-    if (!hdr || fread(hdr, 1, len, f) != len) {
-        free(hdr);
-        fclose(f);
-        return ew_fail(EW_ERR_FORMAT, "%s: safetensors header of %llu bytes cannot be read", path,
-                       (unsigned long long)len);
-    }
-    fclose(f);
-    hdr[len] = '\0';
-    cJSON *j = cJSON_Parse(hdr);
-    free(hdr);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return ew_fail(EW_ERR_FORMAT, "%s: safetensors header is not a JSON object", path);
-    }
+    ew_safetensors_t st;
+    EW_TRY(ew_safetensors_read(path, &st));
+    size_t bytes = 0;
     cJSON *tensors = cJSON_AddArrayToObject(o, "tensors");
-    int count = 0;
-    for (cJSON *t = j->child; t; t = t->next) {
-        if (!strcmp(t->string, "__metadata__")) {
-            for (cJSON *m = t->child; m; m = m->next)
-                if (cJSON_IsString(m)) printf("  metadata %-9s %s\n", m->string, m->valuestring);
-            cJSON_AddItemToObject(o, "metadata", cJSON_Duplicate(t, 1));
-            continue;
-        }
-        cJSON *dt = cJSON_GetObjectItem(t, "dtype"), *sh = cJSON_GetObjectItem(t, "shape");
+    for (size_t i = 0; i < st.n; i++) {
+        const ew_st_tensor_t *t = &st.t[i];
         char shape[128] = "";
-        for (cJSON *d = sh ? sh->child : NULL; d; d = d->next) {
+        for (int d = 0; d < t->ndim; d++) {
             size_t l = strlen(shape);
-            snprintf(shape + l, sizeof shape - l, "%s%g", l ? " x " : "", d->valuedouble);
+            snprintf(shape + l, sizeof shape - l, "%s%lld", l ? " x " : "", (long long)t->shape[d]);
         }
-        if (count < 40) printf("  %-30s %-5s %s\n", t->string, cJSON_IsString(dt) ? dt->valuestring : "?", shape);
+        if (i < 40) printf("  %-30s %-5s %s\n", t->name, ew_st_dtype_name(t->dtype), shape);
         cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "name", t->string);
-        cJSON_AddStringToObject(e, "dtype", cJSON_IsString(dt) ? dt->valuestring : "?");
-        if (sh) cJSON_AddItemToObject(e, "shape", cJSON_Duplicate(sh, 1));
+        cJSON_AddStringToObject(e, "name", t->name);
+        cJSON_AddStringToObject(e, "dtype", ew_st_dtype_name(t->dtype));
+        cJSON *sh = cJSON_AddArrayToObject(e, "shape");
+        for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
         cJSON_AddItemToArray(tensors, e);
-        count++;
+        bytes += t->end - t->begin;
     }
-    if (count > 40) printf("  ... %d tensors in all\n", count);
-    cJSON_Delete(j);
+    if (st.n > 40) printf("  ... %zu tensors in all\n", st.n);
+    printf("  %zu tensors, %.3g MB of data\n", st.n, (double)bytes / 1e6);
+    cJSON *meta = cJSON_AddObjectToObject(o, "metadata");
+    for (size_t i = 0; i < st.n_meta; i++) {
+        printf("  metadata %-9s %s\n", st.meta_key[i], st.meta_val[i]);
+        cJSON_AddStringToObject(meta, st.meta_key[i], st.meta_val[i]);
+    }
+    ew_safetensors_free(&st);
     return EW_OK;
 }
 

@@ -12,7 +12,7 @@ void ew_cli_progress_end(ew_progress_t *p, ew_status_t st)
     if (st == EW_OK)
         ew_progress_finish(p);
     else
-        free(p); /* core/util.c allocates it with calloc; there is no ew_progress_abort */
+        ew_progress_abort(p);
 }
 
 int ew_cli_ext_is(const char *path, const char *list)

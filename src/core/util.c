@@ -133,6 +133,13 @@ void ew_progress_finish(ew_progress_t *p)
     free(p);
 }
 
+void ew_progress_abort(ew_progress_t *p)
+{
+    if (!p) return;
+    if (p->enabled && p->tty) fputs("\r\033[K", stderr); /* clear the half-drawn bar */
+    free(p);
+}
+
 char *ew_temp_name(const char *path)
 {
     size_t n = strlen(path) + 32;

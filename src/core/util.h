@@ -56,6 +56,8 @@ void ew_progress_add(ew_progress_t *p, uint64_t n);
 void ew_progress_status(ew_progress_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Draw the final state with the total time, end the line and free. */
 void ew_progress_finish(ew_progress_t *p);
+/* Free without drawing (the work failed; its error says why). NULL is a no-op. */
+void ew_progress_abort(ew_progress_t *p);
 
 /* Atomic file output: write to "<path>.tmp.<pid>.<k>", then rename over path.
  * ew_atomic_open returns the temporary FILE* and its name (caller frees
