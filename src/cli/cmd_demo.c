@@ -62,7 +62,7 @@ int cmd_demo(int argc, char **argv)
            "of shells; density FSC 0.5 %.1f A (phasing the true intensity: %.1f A)\n",
            res.photons_per_pattern, res.emc_orient_median_deg, 100 * res.emc_ifsc_frac09, res.emc_dfsc_res05,
            res.truth_dfsc_res05);
-    printf("  cryo-EM: %zu micrographs, %zu particles\n", res.em_micrographs, res.em_particles);
+    printf("  cryo-EM: %zu micrograph(s), %zu particles\n", res.em_micrographs, res.em_particles);
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "report", res.report_path);

@@ -22,7 +22,7 @@ void ew_demo_config_default(ew_demo_config_t *c, int quick)
     c->det_n = quick ? 40 : 64;
     c->speckle_px = 6.0;
     c->fluence_factor = 100.0;
-    c->n_patterns = quick ? 500 : 3000;
+    c->n_patterns = quick ? 1000 : 3000;
     c->emc_level_lo = 4;
     c->emc_level_hi = quick ? 5 : 6;
     c->emc_iters = quick ? 6 : 10;

@@ -36,7 +36,7 @@ typedef struct {
     int det_n;                  /* detector pixels per side (64; quick 40) */
     double speckle_px;          /* pixels per speckle: pixel = 1 / (speckle_px * diameter) in s (6) */
     double fluence_factor;      /* x the reference fluence (100) */
-    size_t n_patterns;          /* patterns (3000; quick 500) */
+    size_t n_patterns;          /* patterns (3000; quick 1000) */
     /* EMC */
     int emc_level_lo, emc_level_hi; /* 600-cell grid levels, coarse to fine (4, 6; quick 4, 5) */
     int emc_iters;              /* iterations per level (10; quick 6); the last level gets 1.5x */
