@@ -5,7 +5,7 @@
  * mask-guided sampling and, as the ablation, with plain CUT sampling at the
  * same budget, and prints the noise-realism and content figures.
  *
- *   bench_cut [--json] [--steps N] [--mics N] [--size N] [--particles N] [--crop N] [--batch N]
+ *   bench_cut [--json] [--steps N] [--lambda-nce X] [--lr X] [--snr X] [--layers 0,4,8,12,16] [--no-skip] [--mics N] [--size N] [--particles N] [--crop N] [--batch N]
  *             [--ngf N] [--blocks N] [--threads N] [--no-ablation] [--out DIR] [--pdb P] [--real P]
  *
  * Prints a table and, last, one JSON object. */
@@ -38,12 +38,19 @@ int main(int argc, char **argv)
 {
     prefer_passive_wait(argv);
     int steps = 1500, mics = 8, size = 512, particles = 12, crop = 64, batch = 2, ngf = 16, blocks = 6, threads = 2;
-    int ablation = 1;
+    int ablation = 1, skip = 1;
+    double lambda_nce = 10.0, lr = 2e-4, snr = 0.1;
+    const char *layers = NULL;
     const char *out = NULL, *pdb = "../shared/data/pdb/2cex.pdb", *real = "../shared/data/cryoem/empiar_10076_7.mrc";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) continue;
         else if (!strcmp(argv[i], "--no-ablation")) ablation = 0;
+        else if (!strcmp(argv[i], "--no-skip")) skip = 0;
         else if (i + 1 < argc && !strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--lambda-nce")) lambda_nce = atof(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--lr")) lr = atof(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--layers")) layers = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--snr")) snr = atof(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--mics")) mics = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--size")) size = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--particles")) particles = atoi(argv[++i]);
@@ -82,6 +89,7 @@ int main(int argc, char **argv)
     c.specimen.count_mean = particles;
     c.n_micrographs = (size_t)mics;
     c.seed = 7;
+    c.snr = snr;
     double t0 = ew_time_now();
     ew_em_sim_t *es;
     if (ew_em_sim_create(&c, &st, 1, &es) != EW_OK) {
@@ -110,6 +118,14 @@ int main(int argc, char **argv)
     cfg.ndf = ngf;
     cfg.n_blocks = blocks;
     cfg.pixel = pixel;
+    cfg.lambda_nce = lambda_nce;
+    cfg.lr = lr;
+    cfg.identity_skip = skip;
+    if (layers) {
+        cfg.n_nce_layers = 0;
+        for (const char *p = layers; p && *p && cfg.n_nce_layers < EW_CUT_MAX_TAPS; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+            cfg.nce_layers[cfg.n_nce_layers++] = atoi(p);
+    }
     cfg.outdir = out;
     cfg.sample_every = steps / 4 > 0 ? steps / 4 : 0;
     cfg.checkpoint_every = 0;

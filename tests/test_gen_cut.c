@@ -235,6 +235,16 @@ static void test_network_gradients(void **state)
     for (int i = 0; i < 2 * 16 * 20; i++) assert_true(fabsf(y[i]) <= 1.0f);
     assert_int_equal(ew_cut_generate(m, x, 1, 18, 20, y), EW_ERR_ARG);
     ew_cut_model_free(m);
+    /* with the identity skip a fresh model (weights ~ gain 0.02) starts near y = 0.995 x */
+    assert_ok(ew_cut_model_create(&c, &m));
+    assert_ok(ew_cut_generate(m, x, 2, 16, 20, y));
+    double dev = 0;
+    for (int i = 0; i < 2 * 16 * 20; i++) {
+        assert_close(y[i], 0.995 * x[i], 0, 0.15);
+        dev += fabs(y[i] - 0.995 * x[i]) / (2 * 16 * 20);
+    }
+    assert_true(dev < 0.05);
+    ew_cut_model_free(m);
 }
 
 /* ---- sampler ---- */
@@ -450,7 +460,8 @@ static void test_exact_resume(void **state)
     ew_cut_config_t c = tiny_config();
     c.steps = 8;
     c.sampling = EW_CUT_SAMPLE_PLAIN;
-    c.nce_idt = 1; /* CUT mode also exercised */
+    c.nce_idt = 1; /* CUT mode and CUT's plain tanh output also exercised */
+    c.identity_skip = 0;
     c.lambda_nce = 1.0;
     ew_cut_model_t *full, *part, *res;
     assert_ok(ew_cut_train(&c, &sim, &real, &full, NULL));

@@ -6,11 +6,14 @@
 #include "nn/blocks.h"
 #include "nn/params.h"
 
-typedef enum { CUT_CONV, CUT_IN, CUT_RELU, CUT_LRELU, CUT_TANH, CUT_ADD } cut_op_kind_t;
+/* CUT_TANH_SKIP: out = tanh(in + atanh(EW_CUT_SKIP_GAIN in2)) (the generator's
+ * identity skip; in2 is the input image in network units, |in2| <= 1). */
+#define EW_CUT_SKIP_GAIN 0.995
+typedef enum { CUT_CONV, CUT_IN, CUT_RELU, CUT_LRELU, CUT_TANH, CUT_ADD, CUT_TANH_SKIP } cut_op_kind_t;
 
 typedef struct {
     cut_op_kind_t kind;
-    int in, in2, out; /* slots (in2: CUT_ADD) */
+    int in, in2, out; /* slots (in2: CUT_ADD, CUT_TANH_SKIP) */
     int conv;         /* index into net->conv for CUT_CONV */
 } cut_op_t;
 

@@ -30,6 +30,7 @@ void ew_cut_config_default(ew_cut_config_t *c)
     c->lambda_nce = 10.0;
     c->nce_idt = 0;
     c->sampling = EW_CUT_SAMPLE_MASK;
+    c->identity_skip = 1;
     c->lr = 2e-4;
     c->beta1 = 0.5;
     c->beta2 = 0.999;
@@ -66,6 +67,7 @@ ew_status_t ew_cut_config_check(const ew_cut_config_t *c)
         if (c->nce_layers[i] < 0)
             return ew_fail(EW_ERR_ARG, "noise model: nce_layers[%d] = %d is negative", i, c->nce_layers[i]);
     BAD_INT(c->mlp_dim < 1, mlp_dim);
+    BAD_INT(c->identity_skip != 0 && c->identity_skip != 1, identity_skip);
     BAD_INT(c->num_patches < 2, num_patches);
     BAD_DBL(!(c->nce_t > 0), nce_t);
     BAD_DBL(!(c->lambda_gan >= 0), lambda_gan);
@@ -240,6 +242,11 @@ ew_status_t cut_net_forward(const cut_net_t *net, const ew_params_t *P, cut_act_
         case CUT_LRELU: ew_act_forward(EW_ACT_LEAKY_RELU, 0.2, out, in, sz); break;
         case CUT_TANH: ew_act_forward(EW_ACT_TANH, 0.0, out, in, sz); break;
         case CUT_ADD: ew_add_forward(out, in, cut_slot(a, o->in2), sz); break;
+        case CUT_TANH_SKIP: {
+            const float *x0 = cut_slot(a, o->in2);
+            for (size_t j = 0; j < sz; j++) out[j] = (float)tanh((double)in[j] + atanh(EW_CUT_SKIP_GAIN * x0[j]));
+            break;
+        }
         }
     }
     return EW_OK;
@@ -278,6 +285,16 @@ ew_status_t cut_net_backward(const cut_net_t *net, ew_params_t *P, cut_act_t *a,
             ew_accumulate(gin, gout, sz);
             ew_accumulate(cut_slot_grad(a, o->in2), gout, sz);
             break;
+        case CUT_TANH_SKIP: {
+            const float *x0 = cut_slot(a, o->in2);
+            float *g2 = cut_slot_grad(a, o->in2);
+            for (size_t j = 0; j < sz; j++) {
+                const double d = (1.0 - (double)out[j] * out[j]) * gout[j], u = EW_CUT_SKIP_GAIN * x0[j];
+                gin[j] += (float)d;
+                g2[j] += (float)(d * EW_CUT_SKIP_GAIN / (1.0 - u * u));
+            }
+            break;
+        }
         }
     }
     if (dx) ew_accumulate(dx, a->grad, cut_slot_size(a, 0));
@@ -334,7 +351,10 @@ static ew_status_t build_generator(ew_cut_model_t *m, int module_slot[], int *n_
     }
     snprintf(name, sizeof(name), "netG.model.%d", mod + 1); /* after ReflectionPad2d(3) */
     EW_TRY(net_conv(G, P, name, ngf, 1, 7, 1, 3, EW_PAD_REFLECT, 0, x, &x));
-    EW_TRY(net_op(G, CUT_TANH, x, -1, -1, &x));
+    if (m->cfg.identity_skip)
+        EW_TRY(net_op(G, CUT_TANH_SKIP, x, 0, -1, &x));
+    else
+        EW_TRY(net_op(G, CUT_TANH, x, -1, -1, &x));
     return EW_OK;
 }
 
@@ -473,7 +493,7 @@ void ew_cut_model_free(ew_cut_model_t *m)
 ew_status_t ew_cut_model_save(const ew_cut_model_t *m, const char *path, int with_optim)
 {
     const ew_cut_config_t *c = &m->cfg;
-    char v[8][64], layers[64] = "";
+    char v[9][64], layers[64] = "";
     for (int i = 0; i < c->n_nce_layers; i++) {
         char b[16];
         snprintf(b, sizeof(b), i ? ",%d" : "%d", c->nce_layers[i]);
@@ -487,10 +507,12 @@ ew_status_t ew_cut_model_save(const ew_cut_model_t *m, const char *path, int wit
     snprintf(v[5], 64, "%.17g", c->clip_sd);
     snprintf(v[6], 64, "%.17g", c->pixel);
     snprintf(v[7], 64, "%d", c->sampling);
+    snprintf(v[8], 64, "%d", c->identity_skip);
     const char *meta[] = {"ewald.cut.ngf", v[0], "ewald.cut.n_blocks", v[1], "ewald.cut.ndf", v[2],
                           "ewald.cut.n_layers_d", v[3], "ewald.cut.mlp_dim", v[4], "ewald.cut.clip_sd", v[5],
-                          "ewald.cut.pixel", v[6], "ewald.cut.sampling", v[7], "ewald.cut.nce_layers", layers};
-    return ew_checkpoint_save(path, &m->P, with_optim, meta, 9);
+                          "ewald.cut.pixel", v[6], "ewald.cut.sampling", v[7], "ewald.cut.identity_skip", v[8],
+                          "ewald.cut.nce_layers", layers};
+    return ew_checkpoint_save(path, &m->P, with_optim, meta, 10);
 }
 
 static ew_status_t meta_int(const ew_safetensors_t *st, const char *path, const char *key, int *out)
@@ -516,6 +538,7 @@ ew_status_t ew_cut_model_load(const char *path, ew_cut_model_t **out)
     if (s == EW_OK) s = meta_int(&st, path, "ewald.cut.n_layers_d", &c.n_layers_d);
     if (s == EW_OK) s = meta_int(&st, path, "ewald.cut.mlp_dim", &c.mlp_dim);
     if (s == EW_OK) s = meta_int(&st, path, "ewald.cut.sampling", &sampling);
+    if (s == EW_OK) s = meta_int(&st, path, "ewald.cut.identity_skip", &c.identity_skip);
     const char *clip = ew_safetensors_meta(&st, "ewald.cut.clip_sd");
     const char *pix = ew_safetensors_meta(&st, "ewald.cut.pixel");
     const char *layers = ew_safetensors_meta(&st, "ewald.cut.nce_layers");

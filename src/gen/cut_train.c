@@ -355,12 +355,17 @@ static ew_status_t evalset_make(const ew_cut_config_t *c, const ew_cut_set_t *si
     return EW_OK;
 }
 
-static ew_status_t spectrum_dist(const float *a, const float *b, int n, int size, double pixel, double *out)
+/* rms log10 distance of the spectra of a and b; the spectrum of a is
+   written to path_a (a table) when not NULL, that of b to path_b */
+static ew_status_t spectrum_dist(const float *a, const float *b, int n, int size, double pixel, double *out,
+                                 const char *path_a, const char *path_b)
 {
     ew_spectrum_t sa = {0}, sb = {0};
     ew_spectrum_distance_t d;
     ew_status_t s = ew_image_power_spectrum(a, (size_t)n, size, size, pixel, &sa);
     if (s == EW_OK) s = ew_image_power_spectrum(b, (size_t)n, size, size, pixel, &sb);
+    if (s == EW_OK && path_a) s = ew_spectrum_write_table(path_a, &sa);
+    if (s == EW_OK && path_b) s = ew_spectrum_write_table(path_b, &sb);
     if (s == EW_OK) s = ew_spectrum_distance(&sa, &sb, 0.5 / (size * pixel), 0.5 / pixel, &d);
     if (s == EW_OK) *out = d.rms_log10;
     ew_spectrum_free(&sa);
@@ -383,12 +388,21 @@ static ew_status_t hist_dist(const float *a, const float *b, size_t n, double *w
     return s;
 }
 
-static ew_status_t evaluate_on(ew_cut_model_t *m, const ew_cut_config_t *c, cut_evalset_t *e, ew_cut_metrics_t *met)
+/* outdir (may be NULL): where psd_{translated,simulated,real}.txt go */
+static ew_status_t evaluate_on(ew_cut_model_t *m, const ew_cut_config_t *c, cut_evalset_t *e, ew_cut_metrics_t *met,
+                               const char *outdir)
 {
     const size_t px = (size_t)e->size * e->size;
+    char pt[4096], ps[4096], pr[4096];
+    if (outdir) {
+        snprintf(pt, sizeof(pt), "%s/psd_translated.txt", outdir);
+        snprintf(ps, sizeof(ps), "%s/psd_simulated.txt", outdir);
+        snprintf(pr, sizeof(pr), "%s/psd_real.txt", outdir);
+    }
     for (int i = 0; i < e->n; i++) EW_TRY(ew_cut_generate(m, e->sim + i * px, 1, e->size, e->size, e->out + i * px));
-    EW_TRY(spectrum_dist(e->out, e->real, e->n, e->size, c->pixel, &met->psd_translated));
-    EW_TRY(spectrum_dist(e->sim, e->real, e->n, e->size, c->pixel, &met->psd_simulated));
+    EW_TRY(spectrum_dist(e->out, e->real, e->n, e->size, c->pixel, &met->psd_translated, outdir ? pt : NULL,
+                         outdir ? pr : NULL));
+    EW_TRY(spectrum_dist(e->sim, e->real, e->n, e->size, c->pixel, &met->psd_simulated, outdir ? ps : NULL, NULL));
     EW_TRY(hist_dist(e->out, e->real, e->n * px, &met->hist_w1_translated, &met->hist_js_translated));
     EW_TRY(hist_dist(e->sim, e->real, e->n * px, &met->hist_w1_simulated, &met->hist_js_simulated));
     /* half power at 1 / lowpass: exp(-2 pi^2 sigma^2 f^2) = 1/2 */
@@ -417,7 +431,7 @@ ew_status_t ew_cut_evaluate(ew_cut_model_t *m, const ew_cut_config_t *cfg, const
 {
     cut_evalset_t e;
     EW_TRY(evalset_make(cfg, sim, real, &e));
-    ew_status_t s = evaluate_on(m, cfg, &e, met);
+    ew_status_t s = evaluate_on(m, cfg, &e, met, NULL);
     evalset_free(&e);
     return s;
 }
@@ -486,6 +500,7 @@ ew_status_t ew_cut_train(const ew_cut_config_t *cfg, const ew_cut_set_t *sim, co
         /* the architecture comes from the checkpoint */
         m->cfg.ngf = keep.ngf, m->cfg.n_blocks = keep.n_blocks, m->cfg.ndf = keep.ndf;
         m->cfg.n_layers_d = keep.n_layers_d, m->cfg.mlp_dim = keep.mlp_dim;
+        m->cfg.identity_skip = keep.identity_skip;
         m->cfg.outdir = NULL, m->cfg.resume = NULL;
     } else {
         EW_TRY(ew_cut_model_create(cfg, &m));
@@ -551,7 +566,7 @@ ew_status_t ew_cut_train(const ew_cut_config_t *cfg, const ew_cut_set_t *sim, co
     M->seconds_per_step = done > 0 ? M->seconds / done : 0.0;
     if (s == EW_OK && cfg->outdir) s = ew_cut_model_save(m, ckpt, 1);
     if (s == EW_OK && cfg->outdir) s = write_samples(m, cfg, &e, steps);
-    if (s == EW_OK) s = evaluate_on(m, cfg, &e, M);
+    if (s == EW_OK) s = evaluate_on(m, cfg, &e, M, cfg->outdir);
     if (s == EW_OK && steps > 0) {
         const int64_t win = steps / 10 > 0 ? steps / 10 : 1, a0 = start, n = steps - start;
         double f[3] = {0}, g[3] = {0};

@@ -15,7 +15,8 @@
  *
  * Model. Generator: CUT's ResnetGenerator (no antialiasing): reflect-pad 7x7
  * conv, 2 stride-2 convs, n_blocks residual blocks (reflect padding), 2
- * transposed convs, 7x7 conv, tanh; instance norm without affine, ReLU.
+ * transposed convs, 7x7 conv, tanh; instance norm without affine, ReLU;
+ * optionally (identity_skip) the input is added before the final tanh.
  * Discriminator: 70x70 PatchGAN (4x4 convs, n_layers_d stride-2 layers,
  * LeakyReLU 0.2, instance norm), LSGAN loss. PatchNCE on the generator's
  * encoder features at CUT's module indices (0 = input image, 1..3 first
@@ -63,6 +64,9 @@ typedef struct {
     double lambda_nce;       /* (10: FastCUT, as CryoGEM; CUT 1) */
     int nce_idt;             /* 1: CUT's identity PatchNCE on real images too (0: FastCUT) */
     ew_cut_sampling_t sampling; /* (EW_CUT_SAMPLE_MASK) */
+    int identity_skip;       /* 1: the generator's output is tanh(h + atanh(0.995 x)), x its
+                                input, so training starts from the identity (1; 0: CUT's
+                                tanh(h)); see docs/noise-translation.md */
     /* optimisation */
     double lr;               /* Adam learning rate (2e-4; CryoGEM 1e-4) */
     double beta1, beta2;     /* (0.5, 0.999) */
@@ -199,7 +203,8 @@ typedef struct {
 /* Train a new model (or resume cfg->resume) on simulated images (with
  * masks) and real images; writes to cfg->outdir (if set): cut.safetensors
  * (with optimizer state), samples/step_NNNNNNN.png (montage rows: simulated
- * input, translated, real crops), metrics.json; then evaluates (as
+ * input, translated, real crops), metrics.json, psd_{translated,simulated,
+ * real}.txt (ew_spectrum_write_table of the evaluation crops); evaluates (as
  * ew_cut_evaluate). *model (may be NULL) gets the trained model (caller
  * frees); met (may be NULL) the figures (free history with ew_free). */
 ew_status_t ew_cut_train(const ew_cut_config_t *cfg, const ew_cut_set_t *sim, const ew_cut_set_t *real,
