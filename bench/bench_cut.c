@@ -5,7 +5,7 @@
  * mask-guided sampling and, as the ablation, with plain CUT sampling at the
  * same budget, and prints the noise-realism and content figures.
  *
- *   bench_cut [--json] [--steps N] [--lambda-nce X] [--lr X] [--snr X] [--layers 0,4,8,12,16] [--no-skip] [--mics N] [--size N] [--particles N] [--crop N] [--batch N]
+ *   bench_cut [--json] [--steps N] [--lambda-nce X] [--lr X] [--snr X] [--layers 0,4,8,12,16] [--no-skip] [--plain] [--mics N] [--size N] [--particles N] [--crop N] [--batch N]
  *             [--ngf N] [--blocks N] [--threads N] [--no-ablation] [--out DIR] [--pdb P] [--real P]
  *
  * Prints a table and, last, one JSON object. */
@@ -39,13 +39,15 @@ int main(int argc, char **argv)
     prefer_passive_wait(argv);
     int steps = 1500, mics = 8, size = 512, particles = 12, crop = 64, batch = 2, ngf = 16, blocks = 6, threads = 2;
     int ablation = 1, skip = 1;
-    double lambda_nce = 10.0, lr = 2e-4, snr = 0.1;
+    double lambda_nce = 1.0, lr = 2e-4, snr = 0.1;
+    int plain_only = 0;
     const char *layers = NULL;
     const char *out = NULL, *pdb = "../shared/data/pdb/2cex.pdb", *real = "../shared/data/cryoem/empiar_10076_7.mrc";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) continue;
         else if (!strcmp(argv[i], "--no-ablation")) ablation = 0;
         else if (!strcmp(argv[i], "--no-skip")) skip = 0;
+        else if (!strcmp(argv[i], "--plain")) plain_only = 1, ablation = 0;
         else if (i + 1 < argc && !strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--lambda-nce")) lambda_nce = atof(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--lr")) lr = atof(argv[++i]);
@@ -136,8 +138,10 @@ int main(int argc, char **argv)
     printf("cut: %d GenEM micrographs %d x %d of %s at %.3f A/px (%zu particles, simulated in %.1f s); real: %s "
            "(%zu images)\n", mics, size, size, pdb, pixel, nparts, sim_s, real, rl.n);
     printf("model: ngf %d, %d blocks, ndf %d, params G %zu D %zu F %zu; crop %d, batch %d, %d steps, %d threads, "
-           "FastCUT (lambda_NCE %.0f)\n", ngf, blocks, ngf, ng, nd, nf, crop, batch, steps, threads, cfg.lambda_nce);
+           "lambda_NCE %g, nce_idt %d, identity skip %d, lr %g, sim SNR %g\n", ngf, blocks, ngf, ng, nd, nf, crop,
+           batch, steps, threads, cfg.lambda_nce, cfg.nce_idt, cfg.identity_skip, cfg.lr, snr);
     ew_cut_metrics_t mm = {0}, mp = {0};
+    if (plain_only) cfg.sampling = EW_CUT_SAMPLE_PLAIN;
     if (ew_cut_train(&cfg, &sim, &rl, NULL, &mm) != EW_OK) {
         fprintf(stderr, "bench_cut: %s\n", ew_error_message());
         return 1;
@@ -152,7 +156,7 @@ int main(int argc, char **argv)
     }
     printf("\n%-12s %8s %8s %8s %8s %8s %8s %8s %8s %9s %9s\n", "sampling", "PSD tr", "PSD sim", "W1 tr", "W1 sim",
            "JS tr", "JS sim", "corr tr", "corr sim", "s/step", "train s");
-    row("mask-guided", &mm);
+    row(plain_only ? "plain CUT" : "mask-guided", &mm);
     if (ablation) row("plain CUT", &mp);
     printf("PSD: rms log10 ratio of radially averaged power spectra to the real images' (%d crops %d px); "
            "W1/JS: histogram distances to real; corr: low-passed (20 A) image vs clean, inside particle masks\n",

@@ -404,8 +404,11 @@ static void test_tiny_training(void **state)
     assert_non_null(met.history);
     for (int i = 0; i < 3 * 40; i++) assert_true(isfinite(met.history[i]));
     /* the losses fall: NCE (the content term) and the discriminator's */
+    print_message("  loss D %.4f -> %.4f, G_GAN %.4f -> %.4f, NCE %.4f -> %.4f\n", met.loss_d_first, met.loss_d_last,
+                  met.loss_gan_first, met.loss_gan_last, met.loss_nce_first, met.loss_nce_last);
     assert_true(met.loss_nce_last < met.loss_nce_first);
     assert_true(met.loss_d_last < met.loss_d_first);
+    assert_true(met.loss_gan_last < met.loss_gan_first);
     assert_true(isfinite(met.psd_translated) && isfinite(met.content_translated));
     assert_true(met.content_crops > 0);
     /* outputs: finite, the input's size */

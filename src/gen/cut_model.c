@@ -27,7 +27,7 @@ void ew_cut_config_default(ew_cut_config_t *c)
     c->num_patches = 256;
     c->nce_t = 0.07;
     c->lambda_gan = 1.0;
-    c->lambda_nce = 10.0;
+    c->lambda_nce = 1.0;
     c->nce_idt = 0;
     c->sampling = EW_CUT_SAMPLE_MASK;
     c->identity_skip = 1;

@@ -61,7 +61,7 @@ typedef struct {
     int num_patches;         /* locations per image and layer (256) */
     double nce_t;            /* temperature (0.07) */
     double lambda_gan;       /* (1) */
-    double lambda_nce;       /* (10: FastCUT, as CryoGEM; CUT 1) */
+    double lambda_nce;       /* (1, CUT's; FastCUT and CryoGEM use 10 with nce_idt 0) */
     int nce_idt;             /* 1: CUT's identity PatchNCE on real images too (0: FastCUT) */
     ew_cut_sampling_t sampling; /* (EW_CUT_SAMPLE_MASK) */
     int identity_skip;       /* 1: the generator's output is tanh(h + atanh(0.995 x)), x its
