@@ -11,6 +11,7 @@
 #include "nn/norm.h"
 #include "nn/pool.h"
 #include "nn/sample.h"
+#include "nn/threads.h"
 #include "testutil.h"
 
 #define MAXIN 4
@@ -563,21 +564,10 @@ static void test_fast_sine(void **state)
     assert_true(emax < 3e-7);
 }
 
-/* On a shared machine OpenMP's default spin-waiting makes every parallel
- * region wait for descheduled partner threads (measured: 10x slower steps
- * at load 10 on 2 cores). libgomp reads OMP_WAIT_POLICY only at start-up,
- * so re-execute once with the passive policy unless the caller chose one. */
-static void ew_prefer_passive_wait(char **argv)
-{
-    if (getenv("OMP_WAIT_POLICY")) return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);
-}
-
 int main(int argc, char **argv)
 {
     (void)argc;
-    ew_prefer_passive_wait(argv);
+    ew_nn_tune_environment(argv); /* passive OpenMP waiting, AVX-512 sgemm */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),         cmocka_unit_test(test_conv_transpose),
         cmocka_unit_test(test_linear),       cmocka_unit_test(test_norms),

@@ -374,21 +374,10 @@ static void test_checkpoint_resume_exact(void **state)
     ew_params_free(&b.P);
 }
 
-/* On a shared machine OpenMP's default spin-waiting makes every parallel
- * region wait for descheduled partner threads (measured: 10x slower steps
- * at load 10 on 2 cores). libgomp reads OMP_WAIT_POLICY only at start-up,
- * so re-execute once with the passive policy unless the caller chose one. */
-static void ew_prefer_passive_wait(char **argv)
-{
-    if (getenv("OMP_WAIT_POLICY")) return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);
-}
-
 int main(int argc, char **argv)
 {
     (void)argc;
-    ew_prefer_passive_wait(argv);
+    ew_nn_tune_environment(argv); /* passive OpenMP waiting, AVX-512 sgemm */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params_layout),      cmocka_unit_test(test_init),
         cmocka_unit_test(test_optimizers),         cmocka_unit_test(test_checkpoint_resume_exact),

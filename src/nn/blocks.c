@@ -291,6 +291,7 @@ ew_status_t ew_resnet_forward(ew_resnet_t *R, ew_params_t *P, const float *x, in
                               const float **out)
 {
     if (n != R->n || h != R->h || w != R->w) {
+        R->n = R->h = R->w = 0; /* the layout pass overwrites shapes: redo it next time unless it completes */
         size_t need = resnet_layout(R, NULL, n, h, w);
         if (!need) return ew_fail(EW_ERR_ARG, "resnet: input %dx%d (batch %d) is too small for the network", h, w, n);
         if (need > R->arena_size) {

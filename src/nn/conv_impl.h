@@ -126,12 +126,18 @@ static void FN(bias_grad)(T *db, const T *dout, int oc, size_t P)
 /* Samples per GEMM: a thread im2col's nb samples side by side into a
  * (K, nb P) matrix so that deep layers with small images still give
  * sgemm wide matrices; nb is capped so the column buffer stays below
- * EW_NN_COL_CAP floats. */
+ * EW_NN_COL_CAP floats. Layers with P >= EW_NN_SAMPLE_P output pixels
+ * per sample run one sample per GEMM, which needs no copies between the
+ * grouped and the NCHW layouts. */
 #ifndef EW_NN_COL_CAP
 #define EW_NN_COL_CAP ((size_t)1 << 21)
 #endif
+#ifndef EW_NN_SAMPLE_P
+#define EW_NN_SAMPLE_P 64
+#endif
 static int FN(conv_chunk)(size_t K, size_t P, int per_thread)
 {
+    if (P >= EW_NN_SAMPLE_P) return 1; /* wide enough alone: no gather/scatter copies */
     size_t nb = EW_NN_COL_CAP / (K * P);
     if (nb < 1) nb = 1;
     if (nb > (size_t)per_thread) nb = (size_t)per_thread;
@@ -147,7 +153,7 @@ ew_status_t FN(ew_conv2d_forward)(T *out, const T *x, const T *w, const T *b, co
     if (nt < 1) nt = 1;
     const int nb = FN(conv_chunk)(K, P, (d->n + nt - 1) / nt);
     const size_t per = (size_t)nb * P * (K + (nb > 1 ? (size_t)d->oc : 0));
-    T *work = ew_alloc_array((size_t)nt * per, sizeof(T));
+    T *work = ew_nn_scratch((size_t)nt * per * sizeof(T));
     if (!work) return EW_ERR_NOMEM;
     #pragma omp parallel num_threads(nt)
     {
@@ -170,7 +176,6 @@ ew_status_t FN(ew_conv2d_forward)(T *out, const T *x, const T *w, const T *b, co
                 for (int j = 0; j < m; j++) FN(add_bias)(out + (size_t)(i + j) * out_sz, b, d->oc, P);
         }
     }
-    ew_free(work);
     return EW_OK;
 }
 
@@ -186,13 +191,11 @@ ew_status_t FN(ew_conv2d_backward)(T *dx, T *dw, T *db, const T *dout, const T *
     const int nb = FN(conv_chunk)(K, P, (d->n + nt - 1) / nt);
     /* per thread: col (K, nb P), dcol (K, nb P), gathered dout (oc, nb P) */
     const size_t per = (size_t)nb * P * (2 * K + (size_t)d->oc);
-    T *work = ew_alloc_array((size_t)nt * per, sizeof(T));
-    T *parts = ew_calloc_array((size_t)(nt - 1) * (nw + (size_t)d->oc) + 1, sizeof(T));
-    if (!work || !parts) {
-        ew_free(work);
-        ew_free(parts);
-        return EW_ERR_NOMEM;
-    }
+    const size_t np = (size_t)(nt - 1) * (nw + (size_t)d->oc);
+    T *work = ew_nn_scratch(((size_t)nt * per + np) * sizeof(T));
+    if (!work) return EW_ERR_NOMEM;
+    T *parts = work + (size_t)nt * per;
+    memset(parts, 0, np * sizeof(T));
     T *pw = parts, *pb = parts + (size_t)(nt - 1) * nw;
     #pragma omp parallel num_threads(nt)
     {
@@ -230,8 +233,6 @@ ew_status_t FN(ew_conv2d_backward)(T *dx, T *dw, T *db, const T *dout, const T *
             if (db) FN(reduce_parts)(db, pb, nt - 1, (size_t)d->oc);
         }
     }
-    ew_free(work);
-    ew_free(parts);
     return EW_OK;
 }
 

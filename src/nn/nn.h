@@ -10,6 +10,7 @@
  * loss.h        MSE, masked MSE, Poisson NLL, BCE, LSGAN, softmax CE, InfoNCE
  * optim.h       SGD, Adam, AdamW, gradient clipping, warm-up + cosine
  * blocks.h      layers with parameters, ResNet encoder, MLP/SIREN
+ * seq.h         sequential stacks (nn.Sequential)
  * checkpoint.h  safetensors checkpoints with PyTorch names
  * dist.h        MPI data parallelism
  * docs/nn.md describes the design and the measurements behind it.
@@ -28,6 +29,7 @@
 #include "nn/params.h"
 #include "nn/pool.h"
 #include "nn/sample.h"
+#include "nn/seq.h"
 #include "nn/threads.h"
 
 #endif
