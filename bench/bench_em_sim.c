@@ -3,7 +3,9 @@
  * cores, under 5 s).
  *
  *   bench_em_sim [--json] [--size N] [--particles N] [--pixel A] [--threads N]
- *                [--micrographs N] [--pdb path] [--genem] [--weak]
+ *                [--micrographs N] [--pdb path] [--genem] [--weak] [--estimate]
+ *                [--wisdom file|none]   (FFTW wisdom loaded before and saved after planning;
+ *                default build/bench/em_sim.fftw-wisdom, so only the first run pays for planning)
  *
  * Prints a table (setup, per-micrograph wall and CPU seconds, stages) and,
  * last, one JSON object. CPU seconds (all threads) are reported beside the
@@ -37,7 +39,8 @@ int main(int argc, char **argv)
 {
     int size = 4096, particles = 250, threads = 2, nmic = 2, genem = 0, weak = 0;
     double pixel = 1.0;
-    const char *pdb = "../shared/data/pdb/2cex.pdb";
+    const char *pdb = "../shared/data/pdb/2cex.pdb", *wisdom = "build/bench/em_sim.fftw-wisdom";
+    int estimate = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) continue;
         else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = atoi(argv[++i]);
@@ -48,6 +51,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--pdb") && i + 1 < argc) pdb = argv[++i];
         else if (!strcmp(argv[i], "--genem")) genem = 1;
         else if (!strcmp(argv[i], "--weak")) weak = 1;
+        else if (!strcmp(argv[i], "--estimate")) estimate = 1;
+        else if (!strcmp(argv[i], "--wisdom") && i + 1 < argc) wisdom = argv[++i];
         else {
             fprintf(stderr, "bench_em_sim: unknown option %s\n", argv[i]);
             return 2;
@@ -70,6 +75,10 @@ int main(int argc, char **argv)
     c.phase_grating = !weak;
     c.n_micrographs = (size_t)nmic;
     c.seed = 1;
+    c.fft_measure = !estimate;
+    if (wisdom && !strcmp(wisdom, "none")) wisdom = NULL;
+    int wis_loaded = 0;
+    if (wisdom && ew_em_fftw_wisdom_load(wisdom, &wis_loaded) != EW_OK) fprintf(stderr, "bench_em_sim: %s\n", ew_error_message());
     double load0 = loadavg();
     double w0 = ew_time_now(), c0 = cpu_now();
     ew_em_sim_t *sim;
@@ -78,10 +87,12 @@ int main(int argc, char **argv)
         return 1;
     }
     double setup_wall = ew_time_now() - w0, setup_cpu = cpu_now() - c0;
+    if (wisdom && ew_em_fftw_wisdom_save(wisdom) != EW_OK) fprintf(stderr, "bench_em_sim: %s\n", ew_error_message());
     printf("em_sim: %d x %d px at %.2f A/px, %d particles of %s (%zu atoms), %s, %s, %d threads, oversample %d\n",
            size, size, pixel, particles, pdb, s.n_atoms, genem ? "GenEM preset" : "full physics",
            weak ? "weak phase" : "phase grating", threads, ew_em_sim_config(sim)->oversample);
-    printf("setup (models, FFTW plans, ice spectrum): %.3f s wall, %.3f s CPU\n", setup_wall, setup_cpu);
+    printf("setup (models, FFTW %s plans%s, ice spectrum): %.3f s wall, %.3f s CPU\n",
+           estimate ? "ESTIMATE" : "MEASURE", wis_loaded ? " from wisdom" : "", setup_wall, setup_cpu);
     printf("%-6s %-10s %-10s %-9s %-9s %-9s %-9s %-9s\n", "mic", "wall s", "CPU s", "particles", "specimen",
            "ice", "optics", "detector");
     double best = 1e30, sum_wall = 0, sum_cpu = 0, st[4] = {0};
@@ -107,11 +118,12 @@ int main(int argc, char **argv)
     printf("mean %.3f s wall (best %.3f s), %.3f s CPU per micrograph; load average %.1f -> %.1f on this machine\n",
            sum_wall / nmic, best, sum_cpu / nmic, load0, load1);
     printf("{\"bench\": \"em_sim\", \"size\": %d, \"pixel\": %.3f, \"particles\": %d, \"atoms_per_particle\": %zu, "
-           "\"threads\": %d, \"mode\": \"%s\", \"setup_s\": %.3f, \"seconds_per_micrograph\": %.3f, "
+           "\"threads\": %d, \"mode\": \"%s\", \"fft\": \"%s\", \"setup_s\": %.3f, \"seconds_per_micrograph\": %.3f, "
            "\"best_seconds\": %.3f, \"cpu_seconds_per_micrograph\": %.3f, \"stage_specimen_s\": %.3f, "
            "\"stage_ice_s\": %.3f, \"stage_optics_s\": %.3f, \"stage_detector_s\": %.3f, \"placed\": %.1f, "
            "\"loadavg\": %.2f, \"target_s\": 5.0}\n",
-           size, pixel, particles, s.n_atoms, threads, genem ? "genem" : "full", setup_wall, sum_wall / nmic, best,
+           size, pixel, particles, s.n_atoms, threads, genem ? "genem" : "full",
+           estimate ? "estimate" : (wis_loaded ? "measure+wisdom" : "measure"), setup_wall, sum_wall / nmic, best,
            sum_cpu / nmic, st[0], st[1], st[2], st[3], (double)placed / nmic, 0.5 * (load0 + load1));
     ew_em_sim_destroy(sim);
     ew_structure_free(&s);

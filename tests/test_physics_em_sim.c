@@ -71,6 +71,7 @@ static void quiet_config(ew_em_config_t *c, int n, double pixel)
     c->ctf.astig_angle_deg = 25.0;
     c->specimen.count_mean = 1;
     c->seed = 11;
+    c->fft_measure = 0; /* fast planning in tests */
 }
 
 /* L = IFFT[ 2 CTF(s) / sqrt(1 - A^2) FFT(phi) ] with the given CTF. */
@@ -466,6 +467,7 @@ static void test_deterministic(void **state)
     ew_em_config_t c;
     ew_em_config_default(&c);
     c.nx = c.ny = 160;
+    c.fft_measure = 0;
     c.pixel = 1.3; /* oversample 2 */
     c.specimen.count_mean = 4;
     c.specimen.count_sd = 1.5;
@@ -487,6 +489,20 @@ static void test_deterministic(void **state)
     assert_memory_equal(m1.clean, m2.clean, n * sizeof(float));
     assert_memory_equal(m1.mask, m2.mask, n);
     assert_true(memcmp(m1.micrograph, m3.micrograph, n * sizeof(float)) != 0);
+    /* on the 2x finer simulation grid, binned: centroids still at the coordinates */
+    assert_true(m1.n_particles >= 2);
+    double rad = ew_em_sim_model(sim, 0)->radius / c.pixel + 1.0;
+    for (size_t p = 0; p < m1.n_particles; p++) {
+        double cx = m1.particles[p].x / c.pixel, cy = m1.particles[p].y / c.pixel, w = 0, mx = 0, my = 0;
+        for (int y = 0; y < 160; y++)
+            for (int x = 0; x < 160; x++) {
+                if ((x - cx) * (x - cx) + (y - cy) * (y - cy) > rad * rad) continue;
+                double v = m1.projection[y * 160 + x];
+                w += v, mx += v * x, my += v * y;
+            }
+        assert_close(mx / w, cx, 0, 0.1);
+        assert_close(my / w, cy, 0, 0.1);
+    }
     /* the ice is there: thickness near 300 A, displaced nowhere below 0 */
     double t = 0;
     for (size_t i = 0; i < n; i++) t += m1.thickness[i];
@@ -496,6 +512,47 @@ static void test_deterministic(void **state)
     ew_em_micrograph_free(&m3);
     ew_em_sim_destroy(sim);
     blob_free(&b);
+}
+
+/* FFTW_MEASURE and FFTW_ESTIMATE plans give the same images to float rounding. */
+static void test_measure_plans(void **state)
+{
+    (void)state;
+    blob_t b;
+    blob_make(&b, 200, 8.0, 1.0f, 12);
+    ew_em_micrograph_t m[2];
+    for (int k = 0; k < 2; k++) {
+        ew_em_config_t c;
+        ew_em_config_default(&c);
+        c.nx = c.ny = 48;
+        c.specimen.count_mean = 1;
+        c.fft_measure = k;
+        ew_em_sim_t *sim;
+        assert_ok(ew_em_sim_create(&c, &b.s, 1, &sim));
+        assert_ok(ew_em_sim_run(sim, 0, &m[k]));
+        ew_em_sim_destroy(sim);
+    }
+    for (int i = 0; i < 48 * 48; i++) assert_close(m[1].clean[i], m[0].clean[i], 1e-4, 0);
+    ew_em_micrograph_free(&m[0]);
+    ew_em_micrograph_free(&m[1]);
+    blob_free(&b);
+}
+
+static void test_wisdom_files(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s", ew_test_tmpfile("wisdom.txt"));
+    int loaded = 1;
+    unlink(path);
+    assert_ok(ew_em_fftw_wisdom_load(path, &loaded));
+    assert_int_equal(loaded, 0);
+    assert_ok(ew_em_fftw_wisdom_save(path));
+    assert_ok(ew_em_fftw_wisdom_load(path, &loaded));
+    assert_int_equal(loaded, 1);
+    assert_int_equal(ew_test_write_bytes(path, "not wisdom", 10), 0);
+    assert_int_equal(ew_em_fftw_wisdom_load(path, &loaded), EW_ERR_FORMAT);
+    assert_non_null(strstr(ew_error_message(), "wisdom.txt"));
 }
 
 static void test_bad_config(void **state)
@@ -794,6 +851,7 @@ static void test_thon_rings_empiar(void **state)
     ew_em_config_t c;
     ew_em_config_default(&c);
     c.nx = c.ny = 3 * TBOX;
+    c.fft_measure = 0;
     c.pixel = pixel;
     c.oversample = 1;
     c.defocus_min = c.defocus_max = 0.0;
@@ -854,6 +912,7 @@ int main(void)
         cmocka_unit_test(test_coordinates_masks), cmocka_unit_test(test_clean_image_centre),
         cmocka_unit_test(test_pose_relion),
         cmocka_unit_test(test_deterministic),     cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_wisdom_files),      cmocka_unit_test(test_measure_plans),
         cmocka_unit_test(test_detector_mtf),      cmocka_unit_test(test_to_files),          cmocka_unit_test(test_thon_rings_empiar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,7 +34,7 @@ static void test_field_spectrum(void **state)
     int n = 256;
     double px = 1.0;
     ew_ice_synth_t g;
-    assert_ok(ew_ice_synth_init(&g, &p, n, n, px));
+    assert_ok(ew_ice_synth_init(&g, &p, n, n, px, 0));
     int reps = 6;
     float *f = fftwf_malloc(sizeof(float) * n * n);
     fftwf_complex *F = fftwf_malloc(sizeof(fftwf_complex) * n * (n / 2 + 1));
@@ -97,7 +97,7 @@ static void test_field_deterministic(void **state)
     ew_ice_params_default(&p);
     ew_ice_synth_t g;
     int nx = 96, ny = 70;
-    assert_ok(ew_ice_synth_init(&g, &p, nx, ny, 1.3));
+    assert_ok(ew_ice_synth_init(&g, &p, nx, ny, 1.3, 1));
     float *a = ew_alloc_array((size_t)nx * ny, 4), *b = ew_alloc_array((size_t)nx * ny, 4);
     int nt = omp_get_max_threads();
     omp_set_num_threads(1);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fftw3.h>
 #include <omp.h>
@@ -14,6 +15,10 @@
 #include "io/png.h"
 #include "io/star.h"
 
+/* Images smaller than this many pixels are processed by one thread (the
+ * fork/join would cost more than the loop). */
+#define PAR_MIN ((size_t)1 << 16)
+
 struct ew_em_sim {
     ew_em_config_t cfg;
     size_t n_models;
@@ -22,7 +27,7 @@ struct ew_em_sim {
     fftwf_plan *box_fwd, *box_bwd; /* (n_models) c2c in place, one thread each */
     int os, snx, sny;              /* oversampling, simulation grid */
     double spx;                    /* simulation pixel, A */
-    fftwf_plan wave_fwd, wave_bwd; /* simulation grid, c2c in place */
+    fftwf_plan wave_fwd;           /* simulation grid, c2c in place (forward; the inverse by conjugation) */
     fftwf_plan det_fwd, det_bwd;   /* output grid, r2c / c2r */
     ew_ice_synth_t ice;
     int have_ice;
@@ -55,6 +60,7 @@ void ew_em_config_default(ew_em_config_t *c)
     c->mtf_analytic = 1;
     c->snr = 0.1;
     c->mask_thickness = 3.0;
+    c->fft_measure = 1;
 }
 
 ew_status_t ew_em_config_check(const ew_em_config_t *c)
@@ -107,7 +113,7 @@ static void fftw_threads(int n)
     fftwf_plan_with_nthreads(n);
 }
 
-static fftwf_plan plan_c2c(int ny, int nx, int sign, int nthreads)
+static fftwf_plan plan_c2c(int ny, int nx, int sign, int nthreads, unsigned flags)
 {
     fftwf_plan p = NULL;
     fftwf_complex *tmp = ew_alloc_array((size_t)nx * ny, sizeof(fftwf_complex));
@@ -115,10 +121,36 @@ static fftwf_plan plan_c2c(int ny, int nx, int sign, int nthreads)
 #pragma omp critical(ew_fftw_planner)
     {
         fftw_threads(nthreads);
-        p = fftwf_plan_dft_2d(ny, nx, tmp, tmp, sign, FFTW_ESTIMATE);
+        p = fftwf_plan_dft_2d(ny, nx, tmp, tmp, sign, flags);
     }
     ew_free(tmp);
     return p;
+}
+
+ew_status_t ew_em_fftw_wisdom_load(const char *path, int *loaded)
+{
+    EW_ASSERT(path);
+    if (loaded) *loaded = 0;
+    if (access(path, F_OK) != 0) return EW_OK;
+    int ok = 0;
+#pragma omp critical(ew_fftw_planner)
+    {
+        fftw_threads(omp_get_max_threads()); /* threaded solvers must be registered first */
+        ok = fftwf_import_wisdom_from_filename(path);
+    }
+    if (!ok) return ew_fail(EW_ERR_FORMAT, "%s: not a readable FFTW (single precision) wisdom file", path);
+    if (loaded) *loaded = 1;
+    return EW_OK;
+}
+
+ew_status_t ew_em_fftw_wisdom_save(const char *path)
+{
+    FILE *f;
+    char *tmp;
+    EW_TRY(ew_atomic_open(path, &f, &tmp));
+#pragma omp critical(ew_fftw_planner)
+    fftwf_export_wisdom_to_file(f);
+    return ew_atomic_commit(f, tmp, path);
 }
 
 static void destroy_plan(fftwf_plan p)
@@ -141,7 +173,6 @@ void ew_em_sim_destroy(ew_em_sim_t *s)
     ew_free(s->box_fwd);
     ew_free(s->box_bwd);
     destroy_plan(s->wave_fwd);
-    destroy_plan(s->wave_bwd);
     destroy_plan(s->det_fwd);
     destroy_plan(s->det_bwd);
     ew_ice_synth_free(&s->ice);
@@ -184,6 +215,7 @@ ew_status_t ew_em_sim_create(const ew_em_config_t *cfg, const ew_structure_t *st
         return EW_ERR_NOMEM;
     }
     int nthreads = omp_get_max_threads();
+    const unsigned flags = cfg->fft_measure ? FFTW_MEASURE : FFTW_ESTIMATE;
     for (size_t i = 0; i < n_structures; i++) {
         st = ew_em_model_init(&s->models[i], &structures[i], cfg->b_extra);
         if (st != EW_OK) goto fail;
@@ -201,22 +233,22 @@ ew_status_t ew_em_sim_create(const ew_em_config_t *cfg, const ew_structure_t *st
         int b = 2 * half;
         b = (b + 7) / 8 * 8;
         s->box[i] = b;
-        s->box_fwd[i] = plan_c2c(b, b, FFTW_FORWARD, 1);
-        s->box_bwd[i] = plan_c2c(b, b, FFTW_BACKWARD, 1);
+        s->box_fwd[i] = plan_c2c(b, b, FFTW_FORWARD, 1, flags);
+        s->box_bwd[i] = plan_c2c(b, b, FFTW_BACKWARD, 1, flags);
         if (!s->box_fwd[i] || !s->box_bwd[i]) {
             st = ew_fail(EW_ERR_INTERNAL, "em simulate: FFTW could not plan %d x %d box transforms", b, b);
             goto fail;
         }
     }
     if (cfg->mode == EW_EM_FULL) {
-        s->wave_fwd = plan_c2c(s->sny, s->snx, FFTW_FORWARD, nthreads);
-        s->wave_bwd = plan_c2c(s->sny, s->snx, FFTW_BACKWARD, nthreads);
-        if (!s->wave_fwd || !s->wave_bwd) {
+        s->wave_fwd = plan_c2c(s->sny, s->snx, FFTW_FORWARD,
+                               (size_t)s->snx * s->sny >= 4 * PAR_MIN ? nthreads : 1, flags);
+        if (!s->wave_fwd) {
             st = ew_fail(EW_ERR_INTERNAL, "em simulate: FFTW could not plan %d x %d transforms", s->snx, s->sny);
             goto fail;
         }
         if (cfg->ice.thickness > 0.0) {
-            st = ew_ice_synth_init(&s->ice, &cfg->ice, s->snx, s->sny, s->spx);
+            st = ew_ice_synth_init(&s->ice, &cfg->ice, s->snx, s->sny, s->spx, cfg->fft_measure);
             if (st != EW_OK) goto fail;
             s->have_ice = 1;
         }
@@ -228,9 +260,9 @@ ew_status_t ew_em_sim_create(const ew_em_config_t *cfg, const ew_structure_t *st
         if (r && c) {
 #pragma omp critical(ew_fftw_planner)
             {
-                fftw_threads(nthreads);
-                s->det_fwd = fftwf_plan_dft_r2c_2d(cfg->ny, cfg->nx, r, c, FFTW_ESTIMATE);
-                s->det_bwd = fftwf_plan_dft_c2r_2d(cfg->ny, cfg->nx, c, r, FFTW_ESTIMATE);
+                fftw_threads(n >= 4 * PAR_MIN ? nthreads : 1);
+                s->det_fwd = fftwf_plan_dft_r2c_2d(cfg->ny, cfg->nx, r, c, flags);
+                s->det_bwd = fftwf_plan_dft_c2r_2d(cfg->ny, cfg->nx, c, r, flags);
             }
         }
         ew_free(r);
@@ -291,6 +323,7 @@ static inline double freq(int i, int n, double px)
 /* Polynomial pieces of chi and the envelopes at s, without trig (hot loop). */
 typedef struct {
     double pl, avg, dev_c, dev_s, cs3, ph, b4, t2, q2, cs;
+    double amp_phase; /* asin(A) */
 } optics_t;
 
 static void optics_init(optics_t *o, const ew_ctf_params_t *c, double lambda)
@@ -309,6 +342,7 @@ static void optics_init(optics_t *o, const ew_ctf_params_t *c, double lambda)
     double q = EW_PI * c->illum_angle / lambda;
     o->q2 = q * q;
     o->cs *= lambda * lambda * lambda; /* Cs lambda^3 */
+    o->amp_phase = atan2(c->amp_contrast, sqrt(1.0 - c->amp_contrast * c->amp_contrast));
 }
 
 /* chi(s) and the envelope; z shifts the defocus by -z. */
@@ -351,7 +385,7 @@ static double mtf_at(const ew_em_config_t *c, double fx, double fy)
 static void bin_image(const float *in, int snx, int os, float *out, int nx, int ny, double scale)
 {
     double w = scale / (os * os);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)nx * ny >= PAR_MIN)
     for (int y = 0; y < ny; y++)
         for (int x = 0; x < nx; x++) {
             double acc = 0.0;
@@ -399,7 +433,7 @@ static ew_status_t make_boxes(ew_em_sim_t *s, const ew_particle_t *pt, size_t n,
     if (!b->v || !b->d || (full && !b->u)) return EW_ERR_NOMEM;
     const double sigma = s->sigma, eta = s->eta, lam = s->lambda;
     const int grating = s->cfg.phase_grating;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if(n > 1)
     for (size_t p = 0; p < n; p++) {
         const ew_em_model_t *m = &s->models[pt[p].model];
         int bs = s->box[pt[p].model];
@@ -452,7 +486,7 @@ static void add_boxes(const ew_em_sim_t *s, const ew_particle_t *pt, size_t n, c
                       fftwf_complex *u)
 {
     int snx = s->snx, sny = s->sny;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)snx * sny >= PAR_MIN)
     for (int y = 0; y < sny; y++) {
         for (size_t p = 0; p < n; p++) {
             int bs = s->box[pt[p].model], j = y - b->oy[p];
@@ -500,8 +534,7 @@ static double ctf_filter(const ew_em_sim_t *s, const optics_t *o, double fx, dou
 {
     double chi, env;
     optics_eval(o, s->lambda, fx / s->cfg.pixel, fy / s->cfg.pixel, &chi, &env);
-    double ap = atan2(s->cfg.ctf.amp_contrast, sqrt(1.0 - s->cfg.ctf.amp_contrast * s->cfg.ctf.amp_contrast));
-    return -sin(chi + ap) * env;
+    return -sin(chi + o->amp_phase) * env;
 }
 
 static ew_status_t filter_image(const ew_em_sim_t *s, const optics_t *o, float *img, filter_fn fn)
@@ -521,7 +554,7 @@ static ew_status_t filter_image(const ew_em_sim_t *s, const optics_t *o, float *
         }
         for (int ix = 0; ix < nh; ix++) tx[ix] = (float)(mtf_at(c, ix / (double)nx, 0.0) * inv);
         for (int iy = 0; iy < ny; iy++) ty[iy] = (float)mtf_at(c, 0.0, (iy <= ny / 2 ? iy : iy - ny) / (double)ny);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)nh * ny >= PAR_MIN)
         for (int iy = 0; iy < ny; iy++)
             for (int ix = 0; ix < nh; ix++) {
                 float h = tx[ix] * ty[iy];
@@ -533,7 +566,7 @@ static ew_status_t filter_image(const ew_em_sim_t *s, const optics_t *o, float *
         fftwf_execute_dft_c2r(s->det_bwd, f, img);
         return EW_OK;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)nh * ny >= PAR_MIN)
     for (int iy = 0; iy < ny; iy++) {
         double fy = (iy <= ny / 2 ? iy : iy - ny) / (double)ny;
         for (int ix = 0; ix < nh; ix++) {
@@ -585,7 +618,7 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
     const double vbar = s->have_ice ? ew_ice_mean_potential(&c->ice) : 0.0, tmean = c->ice.thickness;
     const double sigma = s->sigma, eta = s->eta;
     const int grating = c->phase_grating;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(sn >= PAR_MIN)
     for (size_t i = 0; i < sn; i++) {
         double phi = 0.0;
         if (s->have_ice) {
@@ -610,7 +643,7 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
     optics_t op;
     optics_init(&op, &o->ctf, s->lambda);
     const double inv = 1.0 / (double)sn;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(sn >= PAR_MIN)
     for (int iy = 0; iy < sny; iy++) {
         double sy = freq(iy, sny, s->spx);
         for (int ix = 0; ix < snx; ix++) {
@@ -626,13 +659,15 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
             double hr = env * cosf(cr) * inv, hi = env * sinf(cr) * inv;
             fftwf_complex *w = &u[(size_t)iy * snx + ix];
             double re = (*w)[0], im = (*w)[1];
+            /* store the conjugate: |IFFT(W)| = |FFT(conj W)|, so one plan serves both ways */
             (*w)[0] = (float)(re * hr - im * hi);
-            (*w)[1] = (float)(re * hi + im * hr);
+            (*w)[1] = (float)-(re * hi + im * hr);
         }
     }
-    fftwf_execute_dft(s->wave_bwd, u, u);
+    u[0][1] = -u[0][1];
+    fftwf_execute_dft(s->wave_fwd, u, u);
     const double mfp = c->ice.inelastic_mfp;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(sn >= PAR_MIN)
     for (size_t i = 0; i < sn; i++) {
         double in = (double)u[i][0] * u[i][0] + (double)u[i][1] * u[i][1];
         if (s->have_ice && mfp > 0.0) in *= exp(-ts[i] / mfp);
@@ -649,7 +684,7 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
         memcpy(o->clean, o->micrograph, n * sizeof(float));
     }
     const double q = c->dqe0;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= PAR_MIN)
     for (int y = 0; y < ny; y++) {
         ew_rng_t r;
         ew_rng_init(&r, c->seed, ew_rng_stream_id(EW_RNG_TAG_NOISE, ((uint64_t)o->index << 24) | (uint64_t)y));
@@ -674,7 +709,7 @@ static ew_status_t run_genem(ew_em_sim_t *s, ew_em_micrograph_t *o)
     optics_init(&op, &o->ctf, s->lambda);
     EW_TRY(filter_image(s, &op, o->clean, ctf_filter));
     double sum = 0.0, sum2 = 0.0;
-#pragma omp parallel for reduction(+ : sum, sum2) schedule(static)
+#pragma omp parallel for reduction(+ : sum, sum2) schedule(static) if(n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         sum += o->clean[i];
         sum2 += (double)o->clean[i] * o->clean[i];
@@ -682,7 +717,7 @@ static ew_status_t run_genem(ew_em_sim_t *s, ew_em_micrograph_t *o)
     double mean = sum / n, var = sum2 / n - mean * mean;
     o->noise_sd = sqrt((var > 0.0 ? var : 0.0) / c->snr);
     const double sd = o->noise_sd;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= PAR_MIN)
     for (int y = 0; y < ny; y++) {
         ew_rng_t r;
         ew_rng_init(&r, c->seed, ew_rng_stream_id(EW_RNG_TAG_NOISE, ((uint64_t)o->index << 24) | (uint64_t)y));
