@@ -35,11 +35,12 @@ int cmd_demo(int argc, char **argv)
         "Runs the whole pipeline on the structure shipped with ewald (PDB 2cex): simulates an XFEL dataset, "
         "reconstructs the 3D intensity with EMC from a random start, compares it with the truth (orientation "
         "error, intensity FSC), phases it and the true intensity and compares the densities with the structure "
-        "(density FSC); then simulates cryo-EM micrographs. Writes DIR/report.html, one self-contained page with "
+        "(density FSC); then simulates cryo-EM micrographs and trains a short noise translation (GenEM preset to full physics). Writes DIR/report.html, one self-contained page with "
         "every figure, the timing of each step and every parameter. About 15 minutes on 2 cores; --quick about 2.",
         "report, seconds, photons_per_pattern, edge_resolution_a, emc_orient_median_deg, emc_orient_p90_deg, "
         "emc_grid_spacing_deg, emc_intensity_fsc_frac_ge_0.9, emc_intensity_fsc05_a, emc_density_fsc05_a, "
-        "emc_density_fsc0143_a, truth_density_fsc05_a, ssl_run, em_micrographs, em_particles, cut_run, pick_run, "
+        "emc_density_fsc0143_a, truth_density_fsc05_a, ssl_run, em_micrographs, em_particles, cut_run, "
+        "cut_psd_distance_before, cut_psd_distance_after, pick_run, "
         "em_recon_run (null: not run)",
         0, 0};
     if (ew_cli_parse(argc, argv, &info, opts, &json, &pos, &npos, &exit_now) != EW_OK) return ew_cli_fail();
@@ -81,6 +82,8 @@ int cmd_demo(int argc, char **argv)
         cJSON_AddNumberToObject(o, "em_micrographs", (double)res.em_micrographs);
         cJSON_AddNumberToObject(o, "em_particles", (double)res.em_particles);
         cJSON_AddBoolToObject(o, "cut_run", res.cut_run);
+        add_num(o, "cut_psd_distance_before", res.cut_psd_simulated);
+        add_num(o, "cut_psd_distance_after", res.cut_psd_translated);
         cJSON_AddBoolToObject(o, "pick_run", res.pick_run);
         cJSON_AddBoolToObject(o, "em_recon_run", res.emrecon_run);
         cJSON *p = cJSON_AddObjectToObject(o, "params");

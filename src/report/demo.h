@@ -8,12 +8,13 @@
  *            (phase.h) and compares the densities with the structure's
  *            density (density FSC);
  *   cryo-EM: simulates micrographs with full physics and one with the
- *            GenEM preset (em_sim.h) and shows them with the true particle
- *            positions;
+ *            GenEM preset (em_sim.h), shows them with the true particle
+ *            positions, trains the noise translation (gen/gen.h, CUT)
+ *            briefly and translates the GenEM micrograph;
  * and writes out_dir/report.html (figures embedded; the PNGs are kept in
  * out_dir/fig/) with every parameter used and a timing table. Steps whose
- * code is not in this build (the self-supervised model, the noise
- * translation, the picker, cryo-EM reconstruction) get a "not run"
+ * code is not in this build (the self-supervised model, the picker,
+ * cryo-EM reconstruction) get a "not run"
  * section saying so.
  */
 #ifndef EW_REPORT_DEMO_H
@@ -49,6 +50,7 @@ typedef struct {
     int em_size;                /* micrograph side, pixels (1024; quick 512) */
     double em_pixel;            /* A per pixel (3) */
     double em_particles;        /* particles per micrograph (40; quick 12) */
+    long cut_steps;             /* noise-translation training steps (150; quick 30; 0: skip) */
 } ew_demo_config_t;
 
 /* The defaults above (quick = 0 or 1). */
@@ -69,6 +71,7 @@ typedef struct {
     double emc_phase_error;     /* Fourier error of the best phasing start */
     int ssl_run, cut_run, pick_run, emrecon_run; /* 0: step not in this build */
     size_t em_micrographs, em_particles; /* simulated micrographs and particles in them */
+    double cut_psd_simulated, cut_psd_translated; /* noise PSD distance to full physics, before / after */
     double seconds_xfel, seconds_em, seconds_total;
 } ew_demo_results_t;
 
