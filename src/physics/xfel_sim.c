@@ -121,19 +121,25 @@ static double fluence_draw(const fluence_model_t *fm, const ew_xfel_config_t *c,
 
 /* ---- fast exact samplers for the per-pixel noise ---- */
 
-/* Bulk Philox4x32-10: the words of stream (seed, stream) in the same order
- * as ew_rng_u32 gives them (block j = counter j), generated WB blocks at a
- * time in a loop the compiler vectorizes. The rare slow paths of the
- * samplers draw from an ew_rng_t on the same stream whose block counter
- * starts at 2^63, a range the bulk words never reach. */
-enum { WG_BLOCKS = 256 };
+/* Per-pixel noise words: pixel p of a pattern owns words 2p (Poisson) and
+ * 2p + 1 (readout normal) of the Philox4x32-10 stream (seed, NOISE|index),
+ * i.e. the words ew_rng_u32 would give in that order (block j = counter j).
+ * They are generated NB_PIX pixels at a time in a loop the compiler
+ * vectorizes, so the draws of a pixel depend only on (seed, pattern,
+ * pixel), never on the thread count or on the other pixels' values. The
+ * rare slow paths (Poisson counts >= 1, ziggurat rejections, PTRS for
+ * means >= 10) draw from an ew_rng_t on the same stream whose block
+ * counter starts at 2^63, a range the bulk words never reach. */
+enum { NB_PIX = 256, WG_BLOCKS = NB_PIX / 2 };
 
 typedef struct {
     uint32_t k0, k1, s0, s1;
     uint64_t block;                 /* next block to generate */
-    int pos;                        /* next word in w */
-    uint32_t w[4 * WG_BLOCKS];
-    ew_rng_t slow;                  /* rejection tails, PTRS */
+    uint32_t w[4 * WG_BLOCKS];      /* 2 words per pixel of the current block */
+    double kk[NB_PIX];              /* photon counts of the block */
+    double z[NB_PIX];               /* readout normals of the block */
+    uint8_t flag[NB_PIX];           /* 1: Poisson slow path, 2: ziggurat rejection */
+    ew_rng_t slow;                  /* slow paths */
 } wordgen_t;
 
 static void wg_init(wordgen_t *g, uint64_t seed, uint64_t stream)
@@ -141,11 +147,12 @@ static void wg_init(wordgen_t *g, uint64_t seed, uint64_t stream)
     g->k0 = (uint32_t)seed, g->k1 = (uint32_t)(seed >> 32);
     g->s0 = (uint32_t)stream, g->s1 = (uint32_t)(stream >> 32);
     g->block = 0;
-    g->pos = 4 * WG_BLOCKS;
     ew_rng_init(&g->slow, seed, stream);
     g->slow.ctr[1] = 0x80000000u;
 }
 
+/* The next WG_BLOCKS Philox blocks into g->w (AVX-512: 16 blocks per
+ * vector, the 32x32->64 multiplies are vpmuludq). */
 static void wg_fill(wordgen_t *g)
 {
     const uint64_t b0 = g->block;
@@ -168,25 +175,14 @@ static void wg_fill(wordgen_t *g)
         w[4 * j] = c0, w[4 * j + 1] = c1, w[4 * j + 2] = c2, w[4 * j + 3] = c3;
     }
     g->block = b0 + WG_BLOCKS;
-    g->pos = 0;
 }
 
-static inline uint32_t wg_u32(wordgen_t *g)
+/* Poisson(lam) by inversion against the uniform u in (0, 1): the smallest
+ * k with u <= P(X <= k) (sequential search from P(0) = exp(-lam)). Exact
+ * up to the 2^-32 resolution of u. The vector pass has already returned 0
+ * for u <= 1 - lam, which implies u <= exp(-lam). */
+static double poisson_invert(double lam, double u)
 {
-    if (g->pos == 4 * WG_BLOCKS) wg_fill(g);
-    return g->w[g->pos++];
-}
-
-/* Poisson(lam) by inversion with one 32-bit uniform U: k = 0 iff
- * U <= exp(-lam), and since exp(-lam) >= 1 - lam the common case U <= 1 - lam
- * needs no exp at all (most pixels have lam << 1). Exact up to the 2^-32
- * resolution of U; lam >= 10 goes to core's exact PTRS sampler. */
-static inline double poisson_fast(wordgen_t *g, double lam)
-{
-    if (!(lam > 0.0)) return 0.0;
-    if (lam >= 10.0) return (double)ew_rng_poisson(&g->slow, lam);
-    double u = ((double)wg_u32(g) + 0.5) * (1.0 / 4294967296.0);
-    if (u <= 1.0 - lam) return 0.0;
     double p = exp(-lam), cum = p;
     int k = 0;
     while (u > cum && k < 200) {
@@ -198,8 +194,9 @@ static inline double poisson_fast(wordgen_t *g, double lam)
 }
 
 /* Standard normal by the ziggurat method (Marsaglia & Tsang 2000, in
- * Doornik's ZIGNOR form, 2005: 128 layers): exact; one 32-bit draw (7 bits
- * pick the layer, 25 the abscissa) in ~99% of calls. */
+ * Doornik's ZIGNOR form, 2005: 128 layers): exact. One 32-bit word: 7 bits
+ * pick the layer i, 25 the abscissa u in (-1, 1); the vector pass accepts
+ * |u| < x[i+1]/x[i] (~98.8 % of words). */
 enum { ZIG_C = 128 };
 #define ZIG_R 3.442619855899
 #define ZIG_V 9.91256303526217e-3
@@ -219,26 +216,35 @@ static void zig_init(void)
     for (int i = 0; i < ZIG_C; i++) zig_ratio[i] = zig_x[i + 1] / zig_x[i];
 }
 
-static inline double zig_normal(wordgen_t *g)
+static inline double zig_u(uint32_t w)
+{
+    return 2.0 * (((double)(w >> 7) + 0.5) * (1.0 / 33554432.0)) - 1.0;
+}
+
+/* The rest of the ziggurat after the fast test failed for the word w: the
+ * tail or wedge test with fresh uniforms, and on rejection the whole
+ * procedure again with fresh words, all from the slow stream. Every word
+ * used is an independent uniform, so the result is exactly N(0, 1). */
+static double zig_finish(uint32_t w, ew_rng_t *slow)
 {
     for (;;) {
-        uint32_t w = wg_u32(g);
         int i = (int)(w & 0x7f);
-        double u = 2.0 * (((double)(w >> 7) + 0.5) * (1.0 / 33554432.0)) - 1.0;
+        double u = zig_u(w);
         if (fabs(u) < zig_ratio[i]) return u * zig_x[i];
         if (i == 0) {
             /* the tail beyond R (Marsaglia 1964) */
             double x, y;
             do {
-                x = log(ew_rng_uniform_pos(&g->slow)) / ZIG_R;
-                y = log(ew_rng_uniform_pos(&g->slow));
+                x = log(ew_rng_uniform_pos(slow)) / ZIG_R;
+                y = log(ew_rng_uniform_pos(slow));
             } while (-2.0 * y < x * x);
             return u < 0 ? x - ZIG_R : ZIG_R - x;
         }
         double x = u * zig_x[i];
         double f0 = exp(-0.5 * (zig_x[i] * zig_x[i] - x * x));
         double f1 = exp(-0.5 * (zig_x[i + 1] * zig_x[i + 1] - x * x));
-        if (f1 + ew_rng_uniform(&g->slow) * (f0 - f1) < 1.0) return x;
+        if (f1 + ew_rng_uniform(slow) * (f0 - f1) < 1.0) return x;
+        w = ew_rng_u32(slow);
     }
 }
 
@@ -250,15 +256,22 @@ typedef struct {
 
 /* lam[p] (noise-free, background excluded) -> data[p]; also copies the
  * noise-free values with background into expected_out if not NULL. g is
- * the caller's scratch generator (large: kept off the stack). */
-static sums_t add_noise(const ew_xfel_config_t *c, const uint8_t *mask, size_t npix, size_t index,
-                        const float *lam, float *data, float *expected_out, wordgen_t *g)
+ * the caller's scratch generator (large: kept off the stack). Per block of
+ * NB_PIX pixels: one vector pass makes the words, takes the k = 0 branch
+ * of the Poisson inversion (u <= 1 - lambda, no exp) and the fast branch
+ * of the ziggurat; a scalar pass finishes the flagged pixels; a vector
+ * pass writes the values and sums. */
+__attribute__((optimize("no-trapping-math"))) static sums_t add_noise(const ew_xfel_config_t *c,
+                                                                       const uint8_t *mask, size_t npix,
+                                                                       size_t index, const float *lam,
+                                                                       float *data, float *expected_out,
+                                                                       wordgen_t *g)
 {
     sums_t sm = {0, 0, 0};
     wg_init(g, c->seed, ew_rng_stream_id(EW_RNG_TAG_NOISE, index));
     const float bg = (float)c->background;
     const double sig = c->readout_sigma;
-    const int poisson = c->poisson;
+    const int poisson = c->poisson, readout = sig > 0.0;
     double se = 0.0;
 #pragma omp simd reduction(+ : se)
     for (size_t p = 0; p < npix; p++) se += lam[p];
@@ -266,14 +279,63 @@ static sums_t add_noise(const ew_xfel_config_t *c, const uint8_t *mask, size_t n
     if (expected_out)
         for (size_t p = 0; p < npix; p++) expected_out[p] = lam[p] + bg;
     double tot = 0.0, rec = 0.0;
-    for (size_t p = 0; p < npix; p++) {
-        float l = lam[p] + bg;
-        double k = poisson ? poisson_fast(g, l) : l;
-        double v = sig > 0.0 ? k + sig * zig_normal(g) : k;
-        int bad = mask[p] == EW_MASK_BAD;
-        tot += k;
-        rec += bad ? 0.0 : k;
-        data[p] = bad ? 0.0f : (float)v;
+    double *kk = g->kk, *z = g->z;
+    uint8_t *flag = g->flag;
+    const uint32_t *w = g->w;
+    for (size_t p0 = 0; p0 < npix; p0 += NB_PIX) {
+        const int nb = npix - p0 < NB_PIX ? (int)(npix - p0) : NB_PIX;
+        const float *lb = lam + p0;
+        if (poisson || readout) wg_fill(g);
+        int nflag = 0;
+#pragma omp simd reduction(+ : nflag)
+        for (int i = 0; i < nb; i++) {
+            double l = (double)(lb[i] + bg);
+            int f = 0;
+            double k = l;
+            if (poisson) {
+                double u = ((double)w[2 * i] + 0.5) * (1.0 / 4294967296.0);
+                /* exp(-l) >= 1 - l, so u <= 1 - l means k = 0 (also for l <= 0) */
+                f = !(u <= 1.0 - l) || l >= 10.0;
+                k = 0.0;
+            }
+            double zz = 0.0;
+            if (readout) {
+                uint32_t wz = w[2 * i + 1];
+                int layer = (int)(wz & 0x7f);
+                double u = zig_u(wz);
+                double xr = zig_ratio[layer];
+                zz = u * zig_x[layer];
+                f |= (fabs(u) < xr) ? 0 : 2;
+            }
+            kk[i] = k;
+            z[i] = zz;
+            flag[i] = (uint8_t)f;
+            nflag += f != 0;
+        }
+        for (int i = 0; nflag > 0 && i < nb; i++) {
+            if (!flag[i]) continue;
+            nflag--;
+            if (flag[i] & 1) {
+                double l = (double)(lb[i] + bg);
+                if (!(l > 0.0))
+                    kk[i] = 0.0;
+                else if (l >= 10.0)
+                    kk[i] = (double)ew_rng_poisson(&g->slow, l);
+                else
+                    kk[i] = poisson_invert(l, ((double)w[2 * i] + 0.5) * (1.0 / 4294967296.0));
+            }
+            if (flag[i] & 2) z[i] = zig_finish(w[2 * i + 1], &g->slow);
+        }
+        const uint8_t *mb = mask + p0;
+        float *db = data + p0;
+#pragma omp simd reduction(+ : tot, rec)
+        for (int i = 0; i < nb; i++) {
+            double k = kk[i];
+            int bad = mb[i] == EW_MASK_BAD;
+            tot += k;
+            rec += bad ? 0.0 : k;
+            db[i] = bad ? 0.0f : (float)(k + sig * z[i]);
+        }
     }
     sm.total = tot;
     sm.recorded = rec;
