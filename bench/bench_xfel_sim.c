@@ -116,7 +116,7 @@ int main(int argc, char **argv)
     double build_s[2] = {0, 0}, photons[2][3] = {{0}}, recorded[2][3] = {{0}};
     double rate_full = 0, rate_nowrite = 0, rate_slice = 0, rate_poisson = 0, rate_jitter = 0, mbps = 0;
     double cpu_full = 0, cpu_nowrite = 0, cpu_slice = 0, cpu_poisson = 0, cpu_jitter = 0;
-    double rate_fluence = 0, cpu_fluence = 0, rate_shm = 0, cpu_shm = 0, mbps_shm = 0;
+    double rate_fluence = 0, cpu_fluence = 0, rate_shm = 0, cpu_shm = 0, mbps_shm = 0, rate_x100 = 0, cpu_x100 = 0;
     char shmpath[1024];
     double interp_rms[2] = {0, 0}, interp_tot[2] = {0, 0};
     int have[2] = {0, 0}, nvox = 0, nvox_fine = 0;
@@ -257,6 +257,9 @@ int main(int argc, char **argv)
             c3.beam_jitter_px = 0.2;
             c3.n_patterns = npat / 4;
             rate_jitter = run_patterns(&m, c3, NULL, NULL, &cpu_jitter);
+            ew_xfel_config_t c4 = c;
+            c4.fluence_factor = 100.0; /* ~1,300 photons per pattern: many pixels with k >= 1 */
+            rate_x100 = run_patterns(&m, c4, NULL, NULL, &cpu_x100);
             const double npx = (double)m.det.npix, ns = 1e9 / npx;
             printf("  patterns/s (2cex, %zu patterns, 129^3 volume): wall clock | per CPU-second | CPU ns per pixel\n",
                    npat);
@@ -275,6 +278,8 @@ int main(int argc, char **argv)
                        rate_shm, cpu_shm, ns / cpu_shm, mbps_shm);
             printf("    all noise + beam-position jitter 0.2:  %7.0f | %7.0f | %5.2f\n", rate_jitter, cpu_jitter,
                    ns / cpu_jitter);
+            printf("    all noise at fluence x100, not written: %6.0f | %7.0f | %5.2f\n", rate_x100, cpu_x100,
+                   ns / cpu_x100);
             printf("  breakdown, CPU ns per pixel: slice+scale %.2f, fluence %.2f, Poisson+background %.2f, "
                    "readout %.2f, write to %s %.2f (to /dev/shm %.2f)\n",
                    ns / cpu_slice, ns / cpu_fluence - ns / cpu_slice, ns / cpu_poisson - ns / cpu_fluence,
@@ -295,6 +300,7 @@ int main(int argc, char **argv)
            "\"patterns_per_s_slice\":%.1f,\"patterns_per_s_beam_jitter\":%.1f,\"write_MBps\":%.1f,"
            "\"patterns_per_s_fluence\":%.1f,\"patterns_per_cpu_s_fluence\":%.1f,\"patterns_per_s_full_shm\":%.1f,"
            "\"patterns_per_cpu_s_full_shm\":%.1f,\"write_MBps_shm\":%.1f,"
+           "\"patterns_per_s_full_x100\":%.1f,\"patterns_per_cpu_s_full_x100\":%.1f,"
            "\"patterns_per_cpu_s_full_written\":%.1f,\"patterns_per_cpu_s_full\":%.1f,\"patterns_per_cpu_s_poisson\":%.1f,"
            "\"patterns_per_cpu_s_slice\":%.1f,\"patterns_per_cpu_s_beam_jitter\":%.1f,\"load_avg\":%.2f,"
            "\"photons_2cex\":[%.2f,%.2f,%.2f],\"photons_1bxr\":[%.2f,%.2f,%.2f],"
@@ -303,7 +309,7 @@ int main(int argc, char **argv)
            "\"default_grid_n\":%d,\"default_grid_build_s\":[%.3f,%.3f],\"interp_rms_default_grid\":[%.5f,%.5f],"
            "\"have_2cex\":%d,\"have_1bxr\":%d}\n",
            threads, nvox, build_s[0], build_s[1], rate_full, rate_nowrite, rate_poisson, rate_slice, rate_jitter, mbps,
-           rate_fluence, cpu_fluence, rate_shm, cpu_shm, mbps_shm,
+           rate_fluence, cpu_fluence, rate_shm, cpu_shm, mbps_shm, rate_x100, cpu_x100,
            cpu_full, cpu_nowrite, cpu_poisson, cpu_slice, cpu_jitter, load,
            photons[0][0], photons[0][1], photons[0][2], photons[1][0], photons[1][1], photons[1][2], recorded[0][0],
            recorded[0][1], recorded[0][2], recorded[1][0], recorded[1][1], recorded[1][2], interp_rms[0],
