@@ -312,10 +312,10 @@ static inline __attribute__((always_inline)) int noise_pass(const float *lb, flo
 /* lam[p] (noise-free, background excluded) -> data[p]; also copies the
  * noise-free values with background into expected_out if not NULL. g is
  * the caller's scratch generator (large: kept off the stack). Per block of
- * NB_PIX pixels: one vector pass makes the words, takes the k = 0 branch
- * of the Poisson inversion (u <= 1 - lambda, no exp) and the fast branch
- * of the ziggurat; a scalar pass finishes the flagged pixels; a vector
- * pass writes the values and sums. */
+ * NB_PIX pixels: the words (ew_philox_blocks), one vector pass
+ * (noise_pass: the Poisson inversion's k = 0 test, or with vec_inv counts
+ * up to 3, and the ziggurat's fast branch), a scalar pass over the flagged
+ * pixels, and a vector pass that writes the values and sums. */
 __attribute__((optimize("no-trapping-math"))) static sums_t add_noise(const ew_xfel_config_t *c,
                                                                        const uint8_t *mask, size_t npix,
                                                                        size_t index, const float *lam,
@@ -344,8 +344,13 @@ __attribute__((optimize("no-trapping-math"))) static sums_t add_noise(const ew_x
     for (size_t p0 = 0; p0 < npix; p0 += NB_PIX) {
         const int nb = npix - p0 < NB_PIX ? (int)(npix - p0) : NB_PIX;
         const float *lb = lam + p0;
-        if (poisson || readout) wg_fill(g);
-        int nflag = vec_inv ? noise_pass(lb, bg, nb, wp, wz, poisson, readout, keep, 1, kk, z, flag)
+        if (!poisson && !readout) {
+            /* no per-pixel noise: the expectation itself */
+            for (int i = 0; i < nb; i++) kk[i] = (double)(lb[i] + bg), z[i] = 0.0;
+        } else {
+            wg_fill(g);
+        }
+        int nflag = !poisson && !readout ? 0 : vec_inv ? noise_pass(lb, bg, nb, wp, wz, poisson, readout, keep, 1, kk, z, flag)
                             : noise_pass(lb, bg, nb, wp, wz, poisson, readout, keep, 0, kk, z, flag);
         /* the flagged pixels (~1-2 %), eight flags at a time */
         for (int i = nb; i < ((nb + 7) & ~7); i++) flag[i] = 0;
