@@ -24,7 +24,7 @@ int cmd_demo(int argc, char **argv)
     long threads = 0;
     ew_opt_t opts[] = {
         {"out", 'o', EW_OPT_STRING, &out, NULL, "output folder (report.html, fig/*.png)", NULL, 0, 0, 0},
-        {"quick", 0, EW_OPT_FLAG, &quick, NULL, "small sizes: finishes in about 2 minutes", NULL, 0, 0, 0},
+        {"quick", 0, EW_OPT_FLAG, &quick, NULL, "small sizes: finishes in under a minute", NULL, 0, 0, 0},
         {"seed", 0, EW_OPT_U64, &seed, NULL, "seed of every random draw", NULL, 0, 0, 0},
         {"threads", 0, EW_OPT_INT, &threads, NULL, "threads (0: OpenMP's default)", NULL, 0, 0, 4096},
         {"structure", 0, EW_OPT_STRING, &structure, NULL,
@@ -36,7 +36,7 @@ int cmd_demo(int argc, char **argv)
         "reconstructs the 3D intensity with EMC from a random start, compares it with the truth (orientation "
         "error, intensity FSC), phases it and the true intensity and compares the densities with the structure "
         "(density FSC); then simulates cryo-EM micrographs and trains a short noise translation (GenEM preset to full physics). Writes DIR/report.html, one self-contained page with "
-        "every figure, the timing of each step and every parameter. About 15 minutes on 2 cores; --quick about 2.",
+        "every figure, the timing of each step and every parameter. About 10 minutes on 2 cores; --quick under a minute.",
         "report, seconds, photons_per_pattern, edge_resolution_a, emc_orient_median_deg, emc_orient_p90_deg, "
         "emc_grid_spacing_deg, emc_intensity_fsc_frac_ge_0.9, emc_intensity_fsc05_a, emc_density_fsc05_a, "
         "emc_density_fsc0143_a, truth_density_fsc05_a, ssl_run, em_micrographs, em_particles, cut_run, "
