@@ -25,10 +25,10 @@ void ew_demo_config_default(ew_demo_config_t *c, int quick)
     c->n_patterns = quick ? 1000 : 3000;
     c->emc_level_lo = 4;
     c->emc_level_hi = quick ? 5 : 6;
-    c->emc_iters = quick ? 6 : 10;
+    c->emc_iters = quick ? 8 : 10;
     c->emc_beta_start = 0.1;
     c->emc_beta_factor = 1.5;
-    c->emc_beta_period = quick ? 2 : 3;
+    c->emc_beta_period = 3;
     c->phase_loops = quick ? 4 : 10;
     c->phase_starts = 2;
     c->em_micrographs = quick ? 1 : 2;

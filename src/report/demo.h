@@ -40,9 +40,9 @@ typedef struct {
     size_t n_patterns;          /* patterns (3000; quick 1000) */
     /* EMC */
     int emc_level_lo, emc_level_hi; /* 600-cell grid levels, coarse to fine (4, 6; quick 4, 5) */
-    int emc_iters;              /* iterations per level (10; quick 6); the last level gets 1.5x */
+    int emc_iters;              /* iterations per level (10; quick 8); the last level gets 1.5x */
     double emc_beta_start, emc_beta_factor; /* annealing (0.1, 1.5) */
-    int emc_beta_period;        /* iterations per beta step (3; quick 2) */
+    int emc_beta_period;        /* iterations per beta step (3) */
     /* phasing */
     int phase_loops, phase_starts; /* recipe loops and random starts (10, 2; quick 4, 2) */
     /* cryo-EM */
