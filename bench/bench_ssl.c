@@ -53,12 +53,12 @@ static ew_status_t sink_fn(void *ctx, const ew_xfel_pattern_t *p, size_t count)
 
 int main(int argc, char **argv)
 {
-    int json = 0, det_n = 32, noaug = 0, poisson = 0, threads = 0;
+    int json = 0, det_n = 32, noaug = 0, poisson = 0, threads = 0, oracle = 0;
     size_t n = 1000;
     double fluence = 100, spread = 0.5, readout = 0.1, beamstop = -1;
     const char *pdb = "2cex", *preset = "fast", *png = NULL;
     double epochs = -1, smooth = -1, lr = -1, lr_grid = -1, c2f = -1;
-    int batch = -1, grid = -1, enc = -1, width = -1;
+    int batch = -1, grid = -1, enc = -1, width = -1, eval_every = 0;
     long long seed = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -67,6 +67,7 @@ int main(int argc, char **argv)
         if (strcmp(a, "--json") == 0) json = 1;
         else if (strcmp(a, "--noaug") == 0) noaug = 1;
         else if (strcmp(a, "--poisson") == 0) poisson = 1;
+        else if (strcmp(a, "--oracle") == 0) oracle = 1;
         else if (ARG("--pdb")) pdb = v;
         else if (ARG("--det")) det_n = atoi(v);
         else if (ARG("--n")) n = (size_t)atol(v);
@@ -87,6 +88,7 @@ int main(int argc, char **argv)
         else if (ARG("--seed")) seed = atoll(v);
         else if (ARG("--threads")) threads = atoi(v);
         else if (ARG("--png")) png = v;
+        else if (ARG("--eval-every")) eval_every = atoi(v);
         else {
             fprintf(stderr, "bench_ssl: unknown or incomplete option %s\n", a);
             return 2;
@@ -137,7 +139,7 @@ int main(int argc, char **argv)
     }
     double t_sim = ew_time_now() - t0;
     ew_ssl_data_t d = {.n = n, .nx = det_n, .ny = det_n, .data = s.data, .expected = s.expected,
-                       .s = xm.det.s, .mask = xm.det.mask, .s_max_edge = xm.det.s_max_edge,
+                       .s = xm.det.s, .mask = xm.det.mask, .corr = xm.det.corr, .s_max_edge = xm.det.s_max_edge,
                        .q_true = s.q, .fluence_true = s.fl};
     ew_ssl_config_t c;
     if (ew_ssl_config_preset(&c, preset) != EW_OK) {
@@ -160,11 +162,43 @@ int main(int argc, char **argv)
     ew_ssl_model_t *m;
     ew_ssl_history_t h;
     ew_ssl_eval_t e;
-    if (ew_ssl_model_create(&c, &d, &m) != EW_OK || ew_ssl_train(m, &d, &h) != EW_OK) {
+    if (ew_ssl_model_create(&c, &d, &m) != EW_OK) {
         fprintf(stderr, "bench_ssl: %s\n", ew_error_message());
         return 1;
     }
-    double t_train = h.seconds;
+    if (oracle) {
+        /* check: the decoder fixed at the true volume, only the encoders learn */
+        ew_ssl_config_t *mc = ew_ssl_model_config(m);
+        mc->freeze_decoder = 1;
+        if (ew_ssl_model_set_volume(m, &xm.W) != EW_OK) {
+            fprintf(stderr, "bench_ssl: %s\n", ew_error_message());
+            return 1;
+        }
+    }
+    double t_train = 0.0;
+    int64_t steps = 0;
+    for (int64_t upto = eval_every;; upto += eval_every) {
+        /* with --eval-every, train in chunks and print the orientation error */
+        ew_ssl_config_t *mc = ew_ssl_model_config(m);
+        mc->max_steps = eval_every > 0 ? upto : 0;
+        if (ew_ssl_train(m, &d, &h) != EW_OK) {
+            fprintf(stderr, "bench_ssl: %s\n", ew_error_message());
+            return 1;
+        }
+        t_train += h.seconds;
+        steps += h.steps;
+        if (eval_every <= 0 || h.steps == 0) break;
+        ew_ssl_eval_t ei;
+        if (ew_ssl_evaluate(m, &d, NULL, &ei) == EW_OK)
+            printf("  step %6lld  %7.1f s  loss %.4f  median %.1f deg (twin %.1f)  scale corr %.3f\n",
+                   (long long)ew_ssl_model_step(m), t_train, h.nlog ? h.log[h.nlog - 1].loss : NAN, ei.median_deg,
+                   ei.median_twin_deg, ei.scale_corr);
+        fflush(stdout);
+        ew_ssl_eval_free(&ei);
+        if (h.steps < eval_every) break;
+        ew_ssl_history_free(&h);
+    }
+    h.steps = steps;
     /* evaluation: truth on the simulator's grid */
     double te0 = ew_time_now();
     if (ew_ssl_evaluate(m, &d, &xm.W, &e) != EW_OK) {
@@ -190,16 +224,18 @@ int main(int argc, char **argv)
     printf("  %-34s %10.4g -> %.4g\n", "loss first -> last step", l0, l1);
     printf("  %-34s %10.2f deg (90%%: %.2f, hand %d)\n", "orientation error median", e.median_deg, e.p90_deg,
            e.hand);
+    printf("  %-34s %10.2f deg (90%%: %.2f)\n", "  with the in-plane twin accepted", e.median_twin_deg,
+           e.p90_twin_deg);
     printf("  %-34s %10.4f 1/A = %.2f of the edge s (align score %.3f)\n", "FSC 0.5 crossing", e.fsc_s05,
            e.fsc_frac_edge, e.align_score);
     printf("  %-34s %10.3f\n", "scale vs true fluence correlation", e.scale_corr);
     printf("{\"bench\": \"ssl\", \"pdb\": \"%s\", \"det\": %d, \"patterns\": %zu, \"fluence\": %g, "
            "\"photons\": %.1f, \"preset\": \"%s\", \"loss\": \"%s\", \"threads\": %d, \"train_s\": %.2f, "
-           "\"steps\": %lld, \"median_deg\": %.3f, \"p90_deg\": %.3f, \"fsc05_frac_edge\": %.3f, "
+           "\"steps\": %lld, \"median_deg\": %.3f, \"p90_deg\": %.3f, \"median_twin_deg\": %.3f, \"fsc05_frac_edge\": %.3f, "
            "\"scale_corr\": %.4f}\n",
            pdb, det_n, n, fluence, xs.mean_recorded, preset, c.loss == EW_SSL_LOSS_POISSON ? "poisson" : "mse",
-           omp_get_max_threads(), t_train, (long long)h.steps, e.median_deg, e.p90_deg, e.fsc_frac_edge,
-           e.scale_corr);
+           omp_get_max_threads(), t_train, (long long)h.steps, e.median_deg, e.p90_deg, e.median_twin_deg,
+           e.fsc_frac_edge, e.scale_corr);
     ew_ssl_eval_free(&e);
     ew_ssl_history_free(&h);
     ew_ssl_model_free(m);

@@ -13,6 +13,7 @@
 #include "physics/slice.h"
 #include "physics/xfel_sim.h"
 #include "recon/ssl.h"
+#include "recon/ssl_impl.h"
 #include "recon/ssl_kernels.h"
 #include "testutil.h"
 
@@ -449,13 +450,83 @@ static void test_resume_and_reload(void **state)
     sim_free(&s);
 }
 
+/* End to end: the directional derivative of the whole loss (encoders, 6D
+ * head, Gram-Schmidt, slicing, rendering, decoder) along the gradient of
+ * each parameter group against a central difference, for every decoder. */
+static void test_end_to_end_gradient(void **state)
+{
+    (void)state;
+    sim_t s;
+    sim_init(&s, 16);
+    ew_ssl_data_t d = sim_data(&s);
+    size_t items[4] = {3, 7, 11, 2};
+    for (int dec = 0; dec < 3; dec++)
+        for (int poisson = 0; poisson < 2; poisson++) {
+            ew_ssl_config_t c;
+            ew_ssl_config_default(&c);
+            c.enc_width = 8;
+            c.scale_width = 4;
+            c.enc_size = 16;
+            c.grid_n = 15;
+            c.decoder = (ew_ssl_decoder_t)dec;
+            c.siren_hidden = 16;
+            c.siren_layers = 2;
+            c.loss = poisson ? EW_SSL_LOSS_POISSON : EW_SSL_LOSS_MSE;
+            c.smooth = 0.05;
+            ew_ssl_model_t *m;
+            assert_ok(ew_ssl_model_create(&c, &d, &m));
+            if (dec == 0) { /* a structured grid (not the radial init) */
+                float *g = ew_params_data(&m->P, m->i_grid);
+                ew_rng_t r;
+                ew_rng_init(&r, 8, 0);
+                for (size_t i = 0; i < m->P.p[m->i_grid].count; i++) g[i] = (float)(urand(&r, 0.5, 3.0) / m->grid_k);
+            }
+            double L0;
+            assert_ok(ew_ssl_loss_grad(m, &d, items, 4, 0, &L0));
+            size_t nt = m->P.n_train;
+            float *g = ew_alloc_array(nt, sizeof(float)), *p0 = ew_alloc_array(nt, sizeof(float));
+            memcpy(g, m->P.grad, nt * sizeof(float));
+            memcpy(p0, m->P.data, nt * sizeof(float));
+            /* parameter groups: orientation encoder, scale encoder, decoder */
+            const char *pref[3] = {"orient.", "scale.", "decoder."};
+            for (int grp = 0; grp < 3; grp++) {
+                double gg = 0.0;
+                for (size_t t = 0; t < m->P.n; t++) {
+                    const ew_param_t *pp = &m->P.p[t];
+                    if (pp->kind != EW_PARAM_WEIGHT || strncmp(pp->name, pref[grp], strlen(pref[grp])) != 0) continue;
+                    for (size_t i = 0; i < pp->count; i++) gg += (double)g[pp->offset + i] * g[pp->offset + i];
+                }
+                if (gg == 0.0) continue;
+                double nrm = sqrt(gg), h = 2e-3, Lpm[2];
+                for (int sgn = 0; sgn < 2; sgn++) {
+                    memcpy(m->P.data, p0, nt * sizeof(float));
+                    for (size_t t = 0; t < m->P.n; t++) {
+                        const ew_param_t *pp = &m->P.p[t];
+                        if (pp->kind != EW_PARAM_WEIGHT || strncmp(pp->name, pref[grp], strlen(pref[grp])) != 0)
+                            continue;
+                        for (size_t i = 0; i < pp->count; i++)
+                            m->P.data[pp->offset + i] += (float)((sgn ? -h : h) * g[pp->offset + i] / nrm);
+                    }
+                    assert_ok(ew_ssl_loss_grad(m, &d, items, 4, 0, &Lpm[sgn]));
+                }
+                double fd = (Lpm[0] - Lpm[1]) / (2 * h);
+                assert_close(nrm, fd, 0.03, 1e-7);
+            }
+            memcpy(m->P.data, p0, nt * sizeof(float));
+            ew_free(g);
+            ew_free(p0);
+            ew_ssl_model_free(m);
+        }
+    sim_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rot6d_backward), cmocka_unit_test(test_trilinear),
         cmocka_unit_test(test_friedel_smooth), cmocka_unit_test(test_render_pixel),
         cmocka_unit_test(test_pattern_grid),   cmocka_unit_test(test_config),
-        cmocka_unit_test(test_resume_and_reload),
+        cmocka_unit_test(test_resume_and_reload), cmocka_unit_test(test_end_to_end_gradient),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

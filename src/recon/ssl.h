@@ -82,6 +82,7 @@ typedef struct {
     /* photon-count encoder */
     int scale_width, scale_stages, scale_blocks;
     int scale_fixed;        /* 1: no scale encoder, m = 1 */
+    int freeze_decoder;     /* 1: the decoder is not trained (e.g. after ew_ssl_model_set_volume) */
     /* decoder */
     ew_ssl_decoder_t decoder;
     int grid_n;             /* grid voxels per axis (odd; even -> +1) */
@@ -137,6 +138,7 @@ typedef struct {
     const float *expected;  /* (n, ny, nx) noise-free photons, or NULL */
     const float *s;         /* (ny nx, 3) lab-frame s vectors, 1/Angstrom */
     const uint8_t *mask;    /* (ny nx) EW_MASK_* codes (2: bad) */
+    const float *corr;      /* (ny nx) polarization x solid angle (detector.h), or NULL (uniform) */
     double s_max_edge;      /* |s| at the middle of the detector edge (0: computed) */
     /* truth (optional, for evaluation only) */
     const ew_quat_t *q_true;
@@ -152,8 +154,9 @@ typedef struct ew_ssl_model ew_ssl_model_t;
 ew_status_t ew_ssl_model_create(const ew_ssl_config_t *c, const ew_ssl_data_t *d, ew_ssl_model_t **m);
 void ew_ssl_model_free(ew_ssl_model_t *m);
 
-/* The model's configuration (valid while m lives). */
-const ew_ssl_config_t *ew_ssl_model_config(const ew_ssl_model_t *m);
+/* The model's configuration (valid while m lives); training options
+ * (epochs, max_steps, lr, ...) may be changed between ew_ssl_train calls. */
+ew_ssl_config_t *ew_ssl_model_config(ew_ssl_model_t *m);
 /* Learned parameters (floats) and optimizer steps taken. */
 size_t ew_ssl_model_nparams(const ew_ssl_model_t *m);
 int64_t ew_ssl_model_step(const ew_ssl_model_t *m);
@@ -194,9 +197,15 @@ ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_histo
 ew_status_t ew_ssl_infer(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q, double *scale);
 
 /* The learned intensity on the model's grid (n, ds of the model):
- * W = (exp(f) - 1) / c, photons per pixel-correction unit up to the
- * global scale; v is allocated here (free with ew_rvol_free). */
+ * W = (exp(f) - 1) / (c corr_mean), photons / sr at unit pattern scale
+ * (the scale encoder fixes the global scale only up to a constant); v is allocated here (free with ew_rvol_free). */
 ew_status_t ew_ssl_volume(ew_ssl_model_t *m, ew_rvol_t *v);
+/* Set the grid decoder (EW_SSL_DEC_GRID only, else EW_ERR_ARG) to the
+ * intensity W (photons / sr at unit pattern scale, any grid holding the
+ * model's; trilinear resampling): f = log(1 + c W corr_mean), corr_mean
+ * the mean pixel correction of the data the model was built for (1
+ * without corr). For warm starts from another method and for checks. */
+ew_status_t ew_ssl_model_set_volume(ew_ssl_model_t *m, const ew_rvol_t *W);
 /* The model's grid (n voxels per axis, spacing ds in 1/Angstrom). */
 void ew_ssl_model_grid(const ew_ssl_model_t *m, int *n, double *ds);
 
@@ -204,6 +213,8 @@ void ew_ssl_model_grid(const ew_ssl_model_t *m, int *n, double *ds);
 typedef struct {
     double median_deg, p90_deg;  /* orientation error after the best global rotation and hand */
     int hand;
+    double median_twin_deg, p90_twin_deg; /* the same with the in-plane twin Rz(pi) R accepted per
+                                             pattern (orient.h option) */
     double scale_corr;           /* Pearson correlation of predicted scales with true fluence (NAN: none) */
     double fsc_s05;              /* s where the intensity FSC falls below 0.5 (1/Angstrom) */
     double fsc_frac_edge;        /* fsc_s05 / s_max_edge */

@@ -20,6 +20,8 @@ struct ew_ssl_model {
     int gn;              /* grid voxels per axis */
     double ds;           /* grid spacing */
     double c;            /* log transform constant */
+    int decoder_set;     /* ew_ssl_model_set_volume was called: no data-based init */
+    double corr_mean;    /* mean corr over good pixels (1 without corr) */
     int es, bin;         /* encoder input side, binning factor */
     ew_params_t P;
     ew_resnet_t enc, senc;
@@ -41,5 +43,11 @@ ew_status_t ew_ssl_decoder_grid_backward(ew_ssl_model_t *m);
 /* Encoder input of one pattern: log transform, mask, optional patches,
  * binning into out (es^2). */
 void ew_ssl_encoder_input(const ew_ssl_model_t *m, const float *counts, const uint8_t *occlude, float *out);
+
+/* Loss of the patterns items[0..count) (prepared as at training step
+ * `step`, all good pixels) and its gradient in m->P.grad (zeroed first).
+ * For the end-to-end gradient check. */
+ew_status_t ew_ssl_loss_grad(ew_ssl_model_t *m, const ew_ssl_data_t *d, const size_t *items, int count,
+                             int64_t step, double *loss);
 
 #endif

@@ -242,6 +242,16 @@ ew_status_t ew_ssl_model_create(const ew_ssl_config_t *cin, const ew_ssl_data_t 
     memcpy(m->mask, d->mask, m->npix);
     for (size_t p = 0; p < m->npix; p++) m->k[p] = 1.0f;
     model_geometry(m, d);
+    m->corr_mean = 1.0;
+    if (d->corr && m->npix_good > 0) {
+        double cm = 0.0;
+        for (size_t q = 0; q < m->npix_good; q++) cm += d->corr[m->pix[q]];
+        cm /= (double)m->npix_good;
+        if (cm > 0) {
+            m->corr_mean = cm;
+            for (size_t p = 0; p < m->npix; p++) m->k[p] = (float)(d->corr[p] / cm);
+        }
+    }
     if (m->npix_good == 0) {
         st = ew_fail(EW_ERR_ARG, "ssl: the mask leaves no good pixel");
         goto fail;
@@ -339,7 +349,7 @@ void ew_ssl_model_free(ew_ssl_model_t *m)
     free(m);
 }
 
-const ew_ssl_config_t *ew_ssl_model_config(const ew_ssl_model_t *m) { return &m->cfg; }
+ew_ssl_config_t *ew_ssl_model_config(ew_ssl_model_t *m) { return &m->cfg; }
 size_t ew_ssl_model_nparams(const ew_ssl_model_t *m) { return m->P.n_train; }
 int64_t ew_ssl_model_step(const ew_ssl_model_t *m) { return m->P.step; }
 
@@ -426,8 +436,27 @@ ew_status_t ew_ssl_volume(ew_ssl_model_t *m, ew_rvol_t *v)
     size_t N = (size_t)m->gn * m->gn * m->gn;
     for (size_t i = 0; i < N; i++) {
         double a = expm1((double)m->G[i]);
-        v->data[i] = (float)(a > 0 ? a / m->c : 0.0);
+        v->data[i] = (float)(a > 0 ? a / (m->c * m->corr_mean) : 0.0);
     }
+    return EW_OK;
+}
+
+ew_status_t ew_ssl_model_set_volume(ew_ssl_model_t *m, const ew_rvol_t *W)
+{
+    if (m->cfg.decoder != EW_SSL_DEC_GRID)
+        return ew_fail(EW_ERR_ARG, "ssl: set_volume needs the grid decoder (decoder = %d)", (int)m->cfg.decoder);
+    int n = m->gn, c = n / 2;
+    float *v = ew_params_data(&m->P, m->i_grid);
+    for (int z = 0; z < n; z++)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++) {
+                double u[3] = {(x - c) * m->ds, (y - c) * m->ds, (z - c) * m->ds};
+                float g[3];
+                double w = ew_ssl_trilinear_grad(W->data, W->n, W->ds, u, g);
+                double f = log1p((w > 0 ? w : 0.0) * m->c * m->corr_mean);
+                v[((size_t)z * n + y) * n + x] = (float)(f / m->grid_k);
+            }
+    m->decoder_set = 1;
     return EW_OK;
 }
 
@@ -464,7 +493,7 @@ typedef struct {
 #define FD(x) {#x, F_DBL, offsetof(ew_ssl_config_t, x)}
 static const field_t fields[] = {
     FD(log_c), FD(photons_per_pulse), FI(enc_size), FI(enc_width), FI(enc_stages), FI(enc_blocks),
-    FI(enc_small_stem), FI(scale_width), FI(scale_stages), FI(scale_blocks), FI(scale_fixed),
+    FI(enc_small_stem), FI(scale_width), FI(scale_stages), FI(scale_blocks), FI(scale_fixed), FI(freeze_decoder),
     FI(decoder), FI(grid_n), FD(smooth), FI(siren_hidden), FI(siren_layers), FD(siren_omega), FI(loss),
     FD(lr), FD(lr_grid), FD(weight_decay), FD(warmup_frac), FI(batch), FD(epochs), FD(c2f_start),
     FD(c2f_frac), FI(augment), FD(aug_sigma), FI(aug_patches), {"seed", F_U64, offsetof(ew_ssl_config_t, seed)},

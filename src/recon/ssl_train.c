@@ -286,6 +286,24 @@ static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, double *l
     return EW_OK;
 }
 
+ew_status_t ew_ssl_loss_grad(ew_ssl_model_t *m, const ew_ssl_data_t *d, const size_t *items, int count,
+                             int64_t step, double *loss)
+{
+    EW_TRY(check_data(m, d));
+    work_t w;
+    double *totals = NULL;
+    EW_TRY(work_alloc(&w, m, count));
+    ew_status_t st = measured_totals(m, d, &totals);
+    if (st == EW_OK) {
+        for (int b = 0; b < count; b++) prepare_pattern(m, d, totals, items[b], step, b, b, &w);
+        ew_params_zero_grad(&m->P);
+        st = step_grads(m, &w, m->npix_good, loss);
+    }
+    ew_free(totals);
+    work_free(&w);
+    return st;
+}
+
 /* The initial decoder: the spherically averaged data (so the model starts
  * with the right radial profile and no orientation preference). */
 static ew_status_t init_decoder(ew_ssl_model_t *m, const ew_ssl_data_t *d)
@@ -391,7 +409,7 @@ ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_histo
     if (ckpt && c->resume && file_exists(ckpt)) {
         if ((st = ew_checkpoint_load(ckpt, &m->P, 1)) != EW_OK) goto done;
         ew_info("ssl: resumed from %s at step %lld", ckpt, (long long)m->P.step);
-    } else if (m->P.step == 0) {
+    } else if (m->P.step == 0 && !m->decoder_set) {
         if ((st = init_decoder(m, d)) != EW_OK) goto done;
     }
     if ((st = ew_dist_broadcast_params(&m->P)) != EW_OK) goto done;
@@ -436,6 +454,15 @@ ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_histo
         double loss;
         if ((st = step_grads(m, &w, np, &loss)) != EW_OK) goto done;
         if ((st = ew_dist_allreduce_grads(&m->P)) != EW_OK) goto done;
+        if (c->freeze_decoder) {
+            if (m->i_grid >= 0) memset(ew_params_grad(&m->P, m->i_grid), 0, (size_t)m->gn * m->gn * m->gn * sizeof(float));
+            if (m->has_mlp)
+                for (int l = 0; l <= m->mlp.cfg.layers; l++) {
+                    int iw = m->mlp.L[l].iw, ib = m->mlp.L[l].ib;
+                    memset(ew_params_grad(&m->P, iw), 0, m->P.p[iw].count * sizeof(float));
+                    if (ib >= 0) memset(ew_params_grad(&m->P, ib), 0, m->P.p[ib].count * sizeof(float));
+                }
+        }
         double lsum = loss;
         if ((st = ew_dist_allreduce_sum(&lsum, 1)) != EW_OK) goto done;
         lsum /= nr;
@@ -644,6 +671,13 @@ ew_status_t ew_ssl_evaluate(ew_ssl_model_t *m, const ew_ssl_data_t *d, const ew_
     e->median_deg = oe.median_deg;
     e->p90_deg = oe.p90_deg;
     e->hand = oe.hand;
+    ew_orient_err_free(&oe);
+    ew_orient_opts_t oo;
+    ew_orient_opts_default(&oo);
+    oo.inplane_twin = 1;
+    if ((st = ew_orient_error(d->q_true, q, d->n, &oo, &oe)) != EW_OK) goto done;
+    e->median_twin_deg = oe.median_deg;
+    e->p90_twin_deg = oe.p90_deg;
     if (d->fluence_true && m->has_senc) e->scale_corr = pearson(sc, d->fluence_true, d->n);
     if (W_true) st = eval_volume(m, W_true, e);
 done:
