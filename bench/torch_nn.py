@@ -2,7 +2,9 @@
 """PyTorch CPU reference for bench_nn.c: the same shapes, same steps.
 
 Prints one JSON object: {"torch": version, "threads": n, "resnet_step_s": t,
-"siren_step_s": t, "conv": {name: seconds fwd+bwd}} (best of N repeats).
+"resnet_step_cpu_s": t, "siren_step_s": t, "siren_step_cpu_s": t,
+"conv": {name: seconds fwd+bwd}} (best of N repeats; *_cpu_s: process CPU
+time of all threads).
 Usage: torch_nn.py THREADS REPEATS BATCH SIZE POINTS
 """
 import json
@@ -66,13 +68,15 @@ class Siren(nn.Module):
 
 
 def best(fn, reps):
+    """best wall time and best process CPU time (all threads) of reps runs"""
     fn()
-    ts = []
+    ts, cs = [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t)
-    return min(ts)
+        cs.append(time.process_time() - c)
+    return min(ts), min(cs)
 
 
 def train_step(model, opt, x, y):
@@ -89,13 +93,13 @@ net = ResNet18()
 opt = torch.optim.AdamW(net.parameters(), 1e-3)
 x = torch.randn(batch, 1, size, size)
 y = torch.randn(batch, 6)
-res["resnet_step_s"] = best(train_step(net, opt, x, y), reps)
+res["resnet_step_s"], res["resnet_step_cpu_s"] = best(train_step(net, opt, x, y), reps)
 
 sir = Siren()
 opt = torch.optim.AdamW(sir.parameters(), 1e-4)
 xs = torch.rand(points, 3) * 2 - 1
 ys = torch.randn(points, 1)
-res["siren_step_s"] = best(train_step(sir, opt, xs, ys), reps)
+res["siren_step_s"], res["siren_step_cpu_s"] = best(train_step(sir, opt, xs, ys), reps)
 
 conv = {}
 for (name, c, oc, k, s, p, hw) in json.loads(sys.stdin.read() or "[]"):
@@ -105,6 +109,6 @@ for (name, c, oc, k, s, p, hw) in json.loads(sys.stdin.read() or "[]"):
     def f():
         out = m(xi)
         out.backward(torch.ones_like(out))
-    conv[name] = best(f, reps)
+    conv[name] = best(f, reps)[0]
 res["conv"] = conv
 print(json.dumps(res))

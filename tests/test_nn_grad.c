@@ -11,6 +11,7 @@
 #include "nn/norm.h"
 #include "nn/pool.h"
 #include "nn/sample.h"
+#include "nn/threads.h"
 #include "testutil.h"
 
 #define MAXIN 4
@@ -563,8 +564,10 @@ static void test_fast_sine(void **state)
     assert_true(emax < 3e-7);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    ew_nn_tune_environment(argv); /* passive OpenMP waiting, AVX-512 sgemm */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),         cmocka_unit_test(test_conv_transpose),
         cmocka_unit_test(test_linear),       cmocka_unit_test(test_norms),

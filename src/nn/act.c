@@ -49,7 +49,7 @@ static inline void ew_sincosf_poly(float a, float *sinv, float *cosv)
 static void ew_nn_sin_scaled(float *y, const float *x, float w, size_t n)
 {
     const long nb = (long)((n + EW_SIN_BLOCK - 1) / EW_SIN_BLOCK);
-    #pragma omp parallel for num_threads(n < 16384 ? 1 : ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for(n)) schedule(static)
     for (long b = 0; b < nb; b++) {
         const size_t i0 = (size_t)b * EW_SIN_BLOCK, i1 = i0 + EW_SIN_BLOCK < n ? i0 + EW_SIN_BLOCK : n;
         #pragma omp simd
@@ -66,7 +66,7 @@ static void ew_nn_sin_scaled(float *y, const float *x, float w, size_t n)
 static void ew_nn_sine_backward(float *dx, const float *dy, const float *x, float w, size_t n)
 {
     const long nb = (long)((n + EW_SIN_BLOCK - 1) / EW_SIN_BLOCK);
-    #pragma omp parallel for num_threads(n < 16384 ? 1 : ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for(n)) schedule(static)
     for (long b = 0; b < nb; b++) {
         const size_t i0 = (size_t)b * EW_SIN_BLOCK, i1 = i0 + EW_SIN_BLOCK < n ? i0 + EW_SIN_BLOCK : n;
         float keep[EW_SIN_BLOCK];

@@ -4,7 +4,7 @@ void FN(ew_act_forward)(ew_act_t kind, double p, T *y, const T *x, size_t n)
 {
     const T pp = (T)p;
     const long nn = (long)n;
-    const int nt = n < 16384 ? 1 : ew_nn_team();
+    const int nt = ew_nn_team_for(n);
     switch (kind) {
     case EW_ACT_IDENTITY:
         if (y != x) memcpy(y, x, n * sizeof(T));
@@ -43,7 +43,7 @@ void FN(ew_act_backward)(ew_act_t kind, double p, T *dx, const T *dy, const T *x
 {
     const T pp = (T)p;
     const long nn = (long)n;
-    const int nt = n < 16384 ? 1 : ew_nn_team();
+    const int nt = ew_nn_team_for(n);
     switch (kind) {
     case EW_ACT_IDENTITY:
         #pragma omp parallel for simd num_threads(nt) schedule(static)
@@ -92,14 +92,14 @@ void FN(ew_act_backward)(ew_act_t kind, double p, T *dx, const T *dy, const T *x
 void FN(ew_add_forward)(T *out, const T *a, const T *b, size_t n)
 {
     const long nn = (long)n;
-    #pragma omp parallel for simd num_threads(n < 16384 ? 1 : ew_nn_team()) schedule(static)
+    #pragma omp parallel for simd num_threads(ew_nn_team_for(n)) schedule(static)
     for (long i = 0; i < nn; i++) out[i] = a[i] + b[i];
 }
 
 void FN(ew_accumulate)(T *dst, const T *src, size_t n)
 {
     const long nn = (long)n;
-    #pragma omp parallel for simd num_threads(n < 16384 ? 1 : ew_nn_team()) schedule(static)
+    #pragma omp parallel for simd num_threads(ew_nn_team_for(n)) schedule(static)
     for (long i = 0; i < nn; i++) dst[i] += src[i];
 }
 

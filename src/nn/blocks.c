@@ -31,7 +31,7 @@ static void relu_inplace(float *x, size_t n)
 static void relu_mask(float *g, const float *y, size_t n)
 {
     const long nn = (long)n;
-    #pragma omp parallel for simd num_threads(n < 16384 ? 1 : ew_nn_team()) schedule(static)
+    #pragma omp parallel for simd num_threads(ew_nn_team_for(n)) schedule(static)
     for (long i = 0; i < nn; i++) g[i] = y[i] > 0 ? g[i] : 0.0f;
 }
 
@@ -291,6 +291,7 @@ ew_status_t ew_resnet_forward(ew_resnet_t *R, ew_params_t *P, const float *x, in
                               const float **out)
 {
     if (n != R->n || h != R->h || w != R->w) {
+        R->n = R->h = R->w = 0; /* the layout pass overwrites shapes: redo it next time unless it completes */
         size_t need = resnet_layout(R, NULL, n, h, w);
         if (!need) return ew_fail(EW_ERR_ARG, "resnet: input %dx%d (batch %d) is too small for the network", h, w, n);
         if (need > R->arena_size) {

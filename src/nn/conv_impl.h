@@ -126,12 +126,18 @@ static void FN(bias_grad)(T *db, const T *dout, int oc, size_t P)
 /* Samples per GEMM: a thread im2col's nb samples side by side into a
  * (K, nb P) matrix so that deep layers with small images still give
  * sgemm wide matrices; nb is capped so the column buffer stays below
- * EW_NN_COL_CAP floats. */
+ * EW_NN_COL_CAP floats. Layers with P >= EW_NN_SAMPLE_P output pixels
+ * per sample run one sample per GEMM, which needs no copies between the
+ * grouped and the NCHW layouts. */
 #ifndef EW_NN_COL_CAP
 #define EW_NN_COL_CAP ((size_t)1 << 21)
 #endif
+#ifndef EW_NN_SAMPLE_P
+#define EW_NN_SAMPLE_P 64
+#endif
 static int FN(conv_chunk)(size_t K, size_t P, int per_thread)
 {
+    if (P >= EW_NN_SAMPLE_P) return 1; /* wide enough alone: no gather/scatter copies */
     size_t nb = EW_NN_COL_CAP / (K * P);
     if (nb < 1) nb = 1;
     if (nb > (size_t)per_thread) nb = (size_t)per_thread;
@@ -142,12 +148,12 @@ ew_status_t FN(ew_conv2d_forward)(T *out, const T *x, const T *w, const T *b, co
 {
     const size_t K = (size_t)d->c * d->kh * d->kw, P = (size_t)d->oh * d->ow;
     const size_t in_sz = (size_t)d->c * d->h * d->w, out_sz = (size_t)d->oc * P;
-    int nt = ew_nn_team();
+    int nt = ew_nn_team_for((size_t)(ew_conv2d_flops(d) / 64));
     if (nt > d->n) nt = d->n;
     if (nt < 1) nt = 1;
     const int nb = FN(conv_chunk)(K, P, (d->n + nt - 1) / nt);
     const size_t per = (size_t)nb * P * (K + (nb > 1 ? (size_t)d->oc : 0));
-    T *work = ew_alloc_array((size_t)nt * per, sizeof(T));
+    T *work = ew_nn_scratch((size_t)nt * per * sizeof(T));
     if (!work) return EW_ERR_NOMEM;
     #pragma omp parallel num_threads(nt)
     {
@@ -170,7 +176,6 @@ ew_status_t FN(ew_conv2d_forward)(T *out, const T *x, const T *w, const T *b, co
                 for (int j = 0; j < m; j++) FN(add_bias)(out + (size_t)(i + j) * out_sz, b, d->oc, P);
         }
     }
-    ew_free(work);
     return EW_OK;
 }
 
@@ -180,19 +185,17 @@ ew_status_t FN(ew_conv2d_backward)(T *dx, T *dw, T *db, const T *dout, const T *
     const size_t K = (size_t)d->c * d->kh * d->kw, P = (size_t)d->oh * d->ow;
     const size_t in_sz = (size_t)d->c * d->h * d->w, out_sz = (size_t)d->oc * P;
     const size_t nw = (size_t)d->oc * K;
-    int nt = ew_nn_team();
+    int nt = ew_nn_team_for((size_t)(ew_conv2d_flops(d) / 64));
     if (nt > d->n) nt = d->n;
     if (nt < 1) nt = 1;
     const int nb = FN(conv_chunk)(K, P, (d->n + nt - 1) / nt);
     /* per thread: col (K, nb P), dcol (K, nb P), gathered dout (oc, nb P) */
     const size_t per = (size_t)nb * P * (2 * K + (size_t)d->oc);
-    T *work = ew_alloc_array((size_t)nt * per, sizeof(T));
-    T *parts = ew_calloc_array((size_t)(nt - 1) * (nw + (size_t)d->oc) + 1, sizeof(T));
-    if (!work || !parts) {
-        ew_free(work);
-        ew_free(parts);
-        return EW_ERR_NOMEM;
-    }
+    const size_t np = (size_t)(nt - 1) * (nw + (size_t)d->oc);
+    T *work = ew_nn_scratch(((size_t)nt * per + np) * sizeof(T));
+    if (!work) return EW_ERR_NOMEM;
+    T *parts = work + (size_t)nt * per;
+    memset(parts, 0, np * sizeof(T));
     T *pw = parts, *pb = parts + (size_t)(nt - 1) * nw;
     #pragma omp parallel num_threads(nt)
     {
@@ -230,8 +233,6 @@ ew_status_t FN(ew_conv2d_backward)(T *dx, T *dw, T *db, const T *dout, const T *
             if (db) FN(reduce_parts)(db, pb, nt - 1, (size_t)d->oc);
         }
     }
-    ew_free(work);
-    ew_free(parts);
     return EW_OK;
 }
 
@@ -254,7 +255,7 @@ ew_status_t FN(ew_convt2d_forward)(T *out, const T *x, const T *w, const T *b, c
     const ew_conv2d_t g = FN(convt_geom)(d);
     const size_t K = (size_t)d->oc * d->kh * d->kw, HW = (size_t)d->h * d->w;
     const size_t in_sz = (size_t)d->c * HW, OP = (size_t)d->oh * d->ow, out_sz = (size_t)d->oc * OP;
-    int nt = ew_nn_team();
+    int nt = ew_nn_team_for((size_t)(ew_conv2d_flops(d) / 64));
     if (nt > d->n) nt = d->n;
     if (nt < 1) nt = 1;
     T *work = ew_alloc_array((size_t)nt * K * HW, sizeof(T));
@@ -283,7 +284,7 @@ ew_status_t FN(ew_convt2d_backward)(T *dx, T *dw, T *db, const T *dout, const T 
     const size_t K = (size_t)d->oc * d->kh * d->kw, HW = (size_t)d->h * d->w;
     const size_t in_sz = (size_t)d->c * HW, OP = (size_t)d->oh * d->ow, out_sz = (size_t)d->oc * OP;
     const size_t nw = (size_t)d->c * K;
-    int nt = ew_nn_team();
+    int nt = ew_nn_team_for((size_t)(ew_conv2d_flops(d) / 64));
     if (nt > d->n) nt = d->n;
     if (nt < 1) nt = 1;
     T *work = ew_alloc_array((size_t)nt * K * HW, sizeof(T));
@@ -326,7 +327,7 @@ ew_status_t FN(ew_convt2d_backward)(T *dx, T *dw, T *db, const T *dout, const T 
 /* Rows are split into nt contiguous blocks, one per thread. */
 void FN(ew_linear_forward)(T *out, const T *x, const T *w, const T *b, int rows, int in, int out_dim)
 {
-    int nt = ew_nn_team();
+    int nt = ew_nn_team_for((size_t)rows * in * out_dim / 32);
     if (nt > rows) nt = rows;
     if (nt < 1) nt = 1;
     #pragma omp parallel num_threads(nt)
@@ -347,7 +348,7 @@ void FN(ew_linear_forward)(T *out, const T *x, const T *w, const T *b, int rows,
 ew_status_t FN(ew_linear_backward)(T *dx, T *dw, T *db, const T *dout, const T *x, const T *w, int rows,
                                    int in, int out_dim)
 {
-    int nt = ew_nn_team();
+    int nt = ew_nn_team_for((size_t)rows * in * out_dim / 32);
     if (nt > rows) nt = rows;
     if (nt < 1) nt = 1;
     const size_t nw = (size_t)out_dim * in;

@@ -5,7 +5,7 @@ void FN(ew_batchnorm_forward)(T *out, T *mean, T *rstd, const T *x, const T *gam
                               double momentum, double eps)
 {
     const double M = (double)n * hw;
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)n * c * hw)) schedule(static)
     for (int ch = 0; ch < c; ch++) {
         double mu, rs;
         if (train) {
@@ -48,7 +48,7 @@ void FN(ew_batchnorm_backward)(T *dx, T *dgamma, T *dbeta, const T *dout, const 
                                const T *rstd, const T *gamma, int n, int c, int hw, int train)
 {
     const double M = (double)n * hw;
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)n * c * hw)) schedule(static)
     for (int ch = 0; ch < c; ch++) {
         double mu = mean[ch], rs = rstd[ch];
         double sdy = 0.0, sdyx = 0.0; /* sum dout, sum dout * xhat */
@@ -85,7 +85,7 @@ static void FN(rownorm_forward)(T *out, T *mean, T *rstd, const T *x, const T *g
                                 int rows, int groups, int cpg, int hw, double eps)
 {
     const size_t M = (size_t)cpg * hw;
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)rows * M)) schedule(static)
     for (int r = 0; r < rows; r++) {
         const T *p = x + (size_t)r * M;
         T *o = out + (size_t)r * M;
@@ -116,7 +116,7 @@ static void FN(rownorm_backward)(T *dx, T *dgamma, T *dbeta, const T *dout, cons
      * those rows, parallel over channels: deterministic) */
     if (dgamma || dbeta) {
         const int nch = groups * cpg, per = rows / groups;
-        #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+        #pragma omp parallel for num_threads(ew_nn_team_for((size_t)rows * M)) schedule(static)
         for (int ch = 0; ch < nch; ch++) {
             int gi = ch / cpg, cc = ch % cpg;
             double sg = 0.0, sb = 0.0;
@@ -135,7 +135,7 @@ static void FN(rownorm_backward)(T *dx, T *dgamma, T *dbeta, const T *dout, cons
         }
     }
     if (!dx) return;
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)rows * M)) schedule(static)
     for (int r = 0; r < rows; r++) {
         const T *p = x + (size_t)r * M;
         const T *g = dout + (size_t)r * M;
@@ -189,7 +189,7 @@ void FN(ew_layernorm_backward)(T *dx, T *dgamma, T *dbeta, const T *dout, const 
 
 void FN(ew_l2norm_forward)(T *y, T *norm, const T *x, int rows, int dim, double eps)
 {
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)rows * dim)) schedule(static)
     for (int r = 0; r < rows; r++) {
         const T *p = x + (size_t)r * dim;
         double s = 0.0;
@@ -203,7 +203,7 @@ void FN(ew_l2norm_forward)(T *y, T *norm, const T *x, int rows, int dim, double 
 
 void FN(ew_l2norm_backward)(T *dx, const T *dy, const T *y, const T *norm, int rows, int dim)
 {
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)rows * dim)) schedule(static)
     for (int r = 0; r < rows; r++) {
         const T *yr = y + (size_t)r * dim, *g = dy + (size_t)r * dim;
         T *d = dx + (size_t)r * dim;

@@ -26,7 +26,7 @@ void ew_optim_step(ew_params_t *P, const ew_optim_t *o, double lr)
     const long n = (long)P->n_train;
     float *restrict p = P->data, *restrict g = P->grad, *restrict m = P->opt_m, *restrict v = P->opt_v;
     const float wd = (float)o->weight_decay, flr = (float)lr;
-    const int nt = n < 65536 ? 1 : ew_nn_team();
+    const int nt = ew_nn_team_for((size_t)n);
     P->step++;
     if (o->kind == EW_OPT_SGD) {
         const float mom = (float)o->momentum;
@@ -65,7 +65,7 @@ double ew_grad_norm(const ew_params_t *P)
     enum { CHUNKS = 64 };
     double part[CHUNKS];
     const size_t n = P->n_train;
-    #pragma omp parallel for num_threads(n < 65536 ? 1 : ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)n)) schedule(static)
     for (int c = 0; c < CHUNKS; c++) {
         size_t a = n * (size_t)c / CHUNKS, b = n * (size_t)(c + 1) / CHUNKS;
         double s = 0.0;

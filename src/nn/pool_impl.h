@@ -4,7 +4,7 @@ void FN(ew_maxpool_forward)(T *out, int32_t *argmax, const T *x, const ew_pool2d
 {
     const int H = d->h, W = d->w, OH = d->oh, OW = d->ow;
     const int planes = d->n * d->c;
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)planes * d->oh * d->ow * d->k * d->k)) schedule(static)
     for (int pl = 0; pl < planes; pl++) {
         const T *xp = x + (size_t)pl * H * W;
         for (int oy = 0; oy < OH; oy++)
@@ -36,7 +36,7 @@ void FN(ew_maxpool_backward)(T *dx, const T *dout, const int32_t *argmax, const 
 {
     const size_t HW = (size_t)d->h * d->w, OP = (size_t)d->oh * d->ow;
     const int planes = d->n * d->c;
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)planes * d->oh * d->ow)) schedule(static)
     for (int pl = 0; pl < planes; pl++)
         for (size_t o = 0; o < OP; o++) {
             int32_t a = argmax[(size_t)pl * OP + o];
@@ -49,7 +49,7 @@ void FN(ew_avgpool_forward)(T *out, const T *x, const ew_pool2d_t *d)
     const int H = d->h, W = d->w, OH = d->oh, OW = d->ow;
     const int planes = d->n * d->c;
     const T inv = (T)1 / (T)(d->k * d->k);
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)planes * d->oh * d->ow * d->k * d->k)) schedule(static)
     for (int pl = 0; pl < planes; pl++) {
         const T *xp = x + (size_t)pl * H * W;
         for (int oy = 0; oy < OH; oy++)
@@ -74,7 +74,7 @@ void FN(ew_avgpool_backward)(T *dx, const T *dout, const ew_pool2d_t *d)
     const int H = d->h, W = d->w, OH = d->oh, OW = d->ow;
     const int planes = d->n * d->c;
     const T inv = (T)1 / (T)(d->k * d->k);
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)planes * d->oh * d->ow * d->k * d->k)) schedule(static)
     for (int pl = 0; pl < planes; pl++) {
         T *dp = dx + (size_t)pl * H * W;
         for (int oy = 0; oy < OH; oy++)
@@ -96,7 +96,7 @@ void FN(ew_avgpool_backward)(T *dx, const T *dout, const ew_pool2d_t *d)
 void FN(ew_global_avgpool_forward)(T *out, const T *x, int n, int c, int hw)
 {
     const int planes = n * c;
-    #pragma omp parallel for num_threads(planes < 64 ? 1 : ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)planes * hw)) schedule(static)
     for (int pl = 0; pl < planes; pl++) {
         double s = 0.0;
         for (int k = 0; k < hw; k++) s += x[(size_t)pl * hw + k];
@@ -107,7 +107,7 @@ void FN(ew_global_avgpool_forward)(T *out, const T *x, int n, int c, int hw)
 void FN(ew_global_avgpool_backward)(T *dx, const T *dout, int n, int c, int hw)
 {
     const int planes = n * c;
-    #pragma omp parallel for num_threads(planes < 64 ? 1 : ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)planes * hw)) schedule(static)
     for (int pl = 0; pl < planes; pl++) {
         T g = dout[pl] / (T)hw;
         for (int k = 0; k < hw; k++) dx[(size_t)pl * hw + k] += g;

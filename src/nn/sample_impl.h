@@ -15,7 +15,7 @@ static inline void FN(bil_src)(int o, int s, int n, int *i0, int *i1, T *l1)
 void FN(ew_upsample_forward)(ew_upsample_t mode, T *out, const T *x, int n, int c, int h, int w, int s)
 {
     const int OH = h * s, OW = w * s, planes = n * c;
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)planes * OH * OW)) schedule(static)
     for (int pl = 0; pl < planes; pl++) {
         const T *xp = x + (size_t)pl * h * w;
         T *op = out + (size_t)pl * OH * OW;
@@ -39,7 +39,7 @@ void FN(ew_upsample_forward)(ew_upsample_t mode, T *out, const T *x, int n, int 
 void FN(ew_upsample_backward)(ew_upsample_t mode, T *dx, const T *dout, int n, int c, int h, int w, int s)
 {
     const int OH = h * s, OW = w * s, planes = n * c;
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)planes * OH * OW)) schedule(static)
     for (int pl = 0; pl < planes; pl++) {
         T *dp = dx + (size_t)pl * h * w;
         const T *g = dout + (size_t)pl * OH * OW;
@@ -78,7 +78,7 @@ void FN(ew_grid_sample_forward)(T *out, const T *x, const T *grid, int n, int c,
                                 int align_corners)
 {
     const size_t GP = (size_t)gh * gw, HW = (size_t)h * w;
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)n * GP * c)) schedule(static)
     for (int i = 0; i < n; i++)
         for (size_t p = 0; p < GP; p++) {
             T sx, sy;
@@ -102,7 +102,7 @@ void FN(ew_grid_sample_backward)(T *dx, T *dgrid, const T *dout, const T *x, con
                                  int w, int gh, int gw, int align_corners)
 {
     const size_t GP = (size_t)gh * gw, HW = (size_t)h * w;
-    #pragma omp parallel for num_threads(ew_nn_team()) schedule(static)
+    #pragma omp parallel for num_threads(ew_nn_team_for((size_t)n * GP * c)) schedule(static)
     for (int i = 0; i < n; i++)
         for (size_t p = 0; p < GP; p++) {
             T sx, sy;

@@ -3,6 +3,11 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/mem.h"
 
 static int g_init = 0;
 static ew_nn_threads_t g_mode = EW_NN_THREADS_OMP;
@@ -33,4 +38,47 @@ ew_nn_threads_t ew_nn_threads_mode(void)
 {
     (void)ew_nn_team();
     return g_mode;
+}
+
+void ew_nn_tune_environment(char **argv)
+{
+    if (!argv || !argv[0] || getenv("EWALD_NO_REEXEC")) return;
+    int change = 0;
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        change = 1;
+    }
+#if defined(__x86_64__) && defined(__GNUC__)
+    const char *core = openblas_get_corename();
+    if (!getenv("OPENBLAS_CORETYPE") && core && (!strcmp(core, "Haswell") || !strcmp(core, "Zen")) &&
+        __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+        change = 1;
+    }
+#endif
+    if (!change) return;
+    setenv("EWALD_NO_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);
+}
+
+static _Thread_local void *tl_scratch = NULL;
+static _Thread_local size_t tl_scratch_size = 0;
+
+void *ew_nn_scratch(size_t bytes)
+{
+    if (bytes > tl_scratch_size || !tl_scratch) {
+        ew_free(tl_scratch);
+        size_t want = bytes + bytes / 4 + 64;
+        tl_scratch = ew_alloc_array(want, 1);
+        tl_scratch_size = tl_scratch ? want : 0;
+    }
+    return tl_scratch;
+}
+
+void ew_nn_scratch_release(void)
+{
+    ew_free(tl_scratch);
+    tl_scratch = NULL;
+    tl_scratch_size = 0;
 }
