@@ -123,10 +123,10 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build-fuzz/%.o)
 build-fuzz/src/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fopenmp -Isrc $(PKG_CFLAGS) -Wall -Wextra -Wno-unused-parameter -c $< -o $@
+	clang -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fopenmp -Isrc $(PKG_CFLAGS) -Wall -Wextra -Wno-unused-parameter -c $< -o $@
 build-fuzz/%: fuzz/%.c $(FUZZ_LIB_OBJ)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fsanitize=fuzzer,address,undefined -fopenmp -Isrc $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB_OBJ) $(PKG_LIBS) -lfftw3f_omp -lfftw3_omp -lm
+	clang -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fopenmp -Isrc $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB_OBJ) $(PKG_LIBS) -lfftw3f_omp -lfftw3_omp -lm
 fuzz: $(FUZZ_BIN)
 
 install: all
@@ -134,7 +134,7 @@ install: all
 	install -m 644 $(BUILD)/libewald.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libewald.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/ewald $(DESTDIR)$(PREFIX)/bin/
-	for h in $(HEADERS); do d=$(DESTDIR)$(PREFIX)/include/ewald/$$(dirname $${h#src/}); \
+	for h in $(filter-out src/cli/%,$(HEADERS)); do d=$(DESTDIR)$(PREFIX)/include/ewald/$$(dirname $${h#src/}); \
 	  install -d $$d && install -m 644 $$h $$d/; done
 	install -m 644 src/ewald.h $(DESTDIR)$(PREFIX)/include/ewald/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define EW_VERSION "\(.*\)"/\1/p' src/core/util.h)|' \

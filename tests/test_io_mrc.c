@@ -219,6 +219,47 @@ static void test_big_endian_and_exthdr(void **state)
     free(d);
 }
 
+/* A map stored with columns = Z, rows = X, sections = Y (mapc 3, mapr 1,
+ * maps 2) comes back as (Z, Y, X) with X fastest. */
+static void test_permuted_axes(void **state)
+{
+    (void)state;
+    const int X = 4, Y = 3, Z = 2;
+    float file[24];
+    size_t i = 0;
+    for (int y = 0; y < Y; y++)         /* sections */
+        for (int x = 0; x < X; x++)     /* rows */
+            for (int z = 0; z < Z; z++) /* columns */
+                file[i++] = (float)(x + 10 * y + 100 * z);
+    const char *p = ew_test_tmpfile("perm.mrc");
+    assert_ok(ew_mrc_write(p, file, Z, X, Y, 1.0, NULL, 0, EW_MRC_FLOAT32));
+    size_t len = 0;
+    uint8_t *b = ew_test_read_bytes(p, &len);
+    int32_t map[3] = {3, 1, 2};
+    memcpy(b + 64, map, sizeof map); /* words 16-18 (little-endian host) */
+    assert_int_equal(ew_test_write_bytes(p, b, len), 0);
+    ew_mrc_t m;
+    assert_ok(ew_mrc_read(p, &m));
+    assert_int_equal(m.header.axes_permuted, 1);
+    assert_int_equal(m.nx, X);
+    assert_int_equal(m.ny, Y);
+    assert_int_equal(m.nz, Z);
+    for (int z = 0; z < Z; z++)
+        for (int y = 0; y < Y; y++)
+            for (int x = 0; x < X; x++)
+                assert_close(m.data[x + X * (y + Y * z)], x + 10 * y + 100 * z, 0, 0);
+    ew_mrc_free(&m);
+    assert_ok(ew_mrc_parse(b, len, "perm.mrc", &m));
+    assert_close(m.data[3 + X * (2 + Y * 1)], 3 + 20 + 100, 0, 0);
+    ew_mrc_free(&m);
+    assert_int_equal(ew_mrc_read_sections(p, 0, 1, &m), EW_ERR_UNSUPPORTED);
+    assert_non_null(strstr(ew_error_message(), "3, 1, 2"));
+    int32_t bad[3] = {1, 1, 2};
+    memcpy(b + 64, bad, sizeof bad);
+    assert_int_equal(ew_mrc_parse(b, len, "bad.mrc", &m), EW_ERR_FORMAT);
+    free(b);
+}
+
 static void check_hostile(const uint8_t *data, size_t n, const char *name)
 {
     ew_mrc_t m;
@@ -392,6 +433,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half),          cmocka_unit_test(test_roundtrip_modes),
         cmocka_unit_test(test_stream_and_sections), cmocka_unit_test(test_big_endian_and_exthdr),
+        cmocka_unit_test(test_permuted_axes),
         cmocka_unit_test(test_hostile),       cmocka_unit_test(test_real_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
 #include "io/cxi.h"
 #include "io/emcfile.h"
 #include "io/h5vol.h"
+#include "io/png.h"
 
 /* ---- fixtures: a small random protein-like particle on a 32 x 32 detector ---- */
 
@@ -153,6 +154,43 @@ static void test_deterministic(void **state)
     assert_ok(ew_xfel_simulate(&f.cfg, &f.det, &f.W, NULL, sink_write, &c, NULL));
     assert_memory_equal(a.data + 25 * f.det.npix, c.data + 25 * f.det.npix, 15 * f.det.npix * sizeof(float));
     sink_free(&a), sink_free(&b), sink_free(&c);
+    fixture_free(&f);
+}
+
+/* Beam-position jitter: a pattern equals the volume sliced on the detector
+ * geometry recomputed for its reported beam offset, times corr and m. */
+static void test_beam_jitter(void **state)
+{
+    (void)state;
+    fixture_t f;
+    fixture_init(&f, 10, 0);
+    enum { N = 5 };
+    f.cfg.n_patterns = N;
+    f.cfg.poisson = 0;
+    f.cfg.keep_expected = 1;
+    f.cfg.beam_jitter_px = 0.3;
+    f.cfg.fluence_dist = EW_FLUENCE_LOGNORMAL;
+    f.cfg.fluence_spread = 0.3;
+    sink_t s;
+    sink_init(&s, N, f.det.npix);
+    assert_ok(ew_xfel_simulate(&f.cfg, &f.det, &f.W, NULL, sink_write, &s, NULL));
+    size_t np = f.det.npix;
+    float *sv = malloc(sizeof(float) * 3 * np), *sa = malloc(sizeof(float) * np), *po = malloc(sizeof(float) * np),
+          *sl = malloc(sizeof(float) * np);
+    double moved = 0;
+    for (int i = 0; i < N; i++) {
+        const ew_xfel_pattern_t *m = &s.meta[i];
+        moved += fabs(m->beam_dx) + fabs(m->beam_dy);
+        ew_detector_geometry_shifted(&f.det, m->beam_dx, m->beam_dy, sv, sa, po);
+        double R[9];
+        ew_quat_to_mat(m->quat, R);
+        ew_slice_trilinear(&f.W, R, sv, np, sl);
+        for (size_t p = 0; p < np; p += 7)
+            assert_close(s.expected[(size_t)i * np + p], m->fluence_mult * sl[p] * sa[p] * po[p], 1e-5, 1e-12);
+    }
+    assert_true(moved > 0.5); /* the beam did move */
+    free(sv), free(sa), free(po), free(sl);
+    sink_free(&s);
     fixture_free(&f);
 }
 
@@ -389,13 +427,16 @@ static void test_to_files(void **state)
     memset(&m, 0, sizeof m);
     m.atoms = f.atoms, m.det = f.det, m.W = f.W;
     m.fluence = ew_xfel_fluence(&f.cfg);
-    char cxi[512], emc[512], dfile[512], vol[512];
+    char cxi[512], emc[512], dfile[512], vol[512], mon[512], hist[512];
+    snprintf(mon, sizeof mon, "%s", ew_test_tmpfile("montage.png"));
+    snprintf(hist, sizeof hist, "%s", ew_test_tmpfile("hist.png"));
     snprintf(cxi, sizeof cxi, "%s", ew_test_tmpfile("sim.cxi"));
     snprintf(emc, sizeof emc, "%s", ew_test_tmpfile("sim.emc"));
     snprintf(dfile, sizeof dfile, "%s", ew_test_tmpfile("det.dat"));
     snprintf(vol, sizeof vol, "%s", ew_test_tmpfile("vol.h5"));
     ew_xfel_output_t out = {.cxi_path = cxi, .with_expected = 1, .emc_path = emc, .emc_detector_path = dfile,
-                            .volume_path = vol, .structure_name = "random300"};
+                            .volume_path = vol, .montage_path = mon, .montage_count = 9,
+                            .histogram_path = hist, .structure_name = "random300"};
     ew_xfel_stats_t st;
     assert_ok(ew_xfel_simulate_to_cxi(&m, &f.cfg, &out, &st));
     assert_int_equal(st.n, N);
@@ -440,6 +481,15 @@ static void test_to_files(void **state)
     assert_int_equal(W2.n, f.W.n);
     assert_memory_equal(W2.data, f.W.data, (size_t)W2.n * W2.n * W2.n * sizeof(float));
     ew_rvol_free(&W2);
+    int pw, ph2, pc;
+    uint8_t *px;
+    assert_ok(ew_png_read(mon, &pw, &ph2, &pc, &px));
+    assert_true(pw >= 3 * 64 && ph2 >= 3 * 64); /* 3 x 3 tiles of 32 px at zoom 2 */
+    ew_free(px);
+    assert_ok(ew_png_read(hist, &pw, &ph2, &pc, &px));
+    assert_int_equal(pw, 640);
+    ew_free(px);
+    remove(mon), remove(hist);
     free(s2), free(buf);
     /* an unwritable CXI path: an error, and no other file left either */
     remove(emc), remove(vol), remove(dfile);
@@ -448,9 +498,50 @@ static void test_to_files(void **state)
     assert_int_not_equal(access(emc, F_OK), 0);
     assert_int_not_equal(access(vol, F_OK), 0);
     assert_int_not_equal(access(dfile, F_OK), 0);
+    assert_int_not_equal(access(mon, F_OK), 0);
+    assert_int_not_equal(access(hist, F_OK), 0);
     remove(cxi);
     sink_free(&s);
     fixture_free(&f);
+}
+
+/* The measured AMO86615 photons-per-pattern histogram drives the fluence
+ * multiplier: mean 1, relative spread that of the histogram (~0.5). */
+static void test_measured_histogram(void **state)
+{
+    (void)state;
+    const char *path = ew_test_data("photon_counts_amo86615.npy");
+    if (!path) skip();
+    double *v, *w;
+    size_t nb;
+    assert_ok(ew_xfel_load_photon_histogram(path, &v, &w, &nb));
+    assert_int_equal(nb, 100);
+    double sw = 0, m1 = 0, m2 = 0;
+    for (size_t i = 0; i < nb; i++) sw += w[i], m1 += w[i] * v[i], m2 += w[i] * v[i] * v[i];
+    m1 /= sw, m2 /= sw;
+    double rel = sqrt(m2 - m1 * m1) / m1;
+    assert_true(m1 > 1e6 && m1 < 1e8);
+    fixture_t f;
+    fixture_init(&f, 1, 0);
+    enum { N = 3000 };
+    f.cfg.n_patterns = N;
+    f.cfg.poisson = 0;
+    f.cfg.fluence_dist = EW_FLUENCE_HISTOGRAM;
+    f.cfg.hist_values = v, f.cfg.hist_weights = w, f.cfg.hist_n = nb;
+    sink_t s;
+    sink_init(&s, N, f.det.npix);
+    assert_ok(ew_xfel_simulate(&f.cfg, &f.det, &f.W, NULL, sink_write, &s, NULL));
+    double m = 0, var = 0;
+    for (int i = 0; i < N; i++) m += s.meta[i].fluence_mult / N;
+    for (int i = 0; i < N; i++) var += pow(s.meta[i].fluence_mult - m, 2) / (N - 1);
+    assert_close(m, 1.0, 0, 4 * rel / sqrt(N));
+    assert_close(sqrt(var), rel, 0.1, 0); /* within-bin spreading adds a little */
+    sink_free(&s);
+    fixture_free(&f);
+    ew_free(v), ew_free(w);
+    /* a file of the wrong shape names the file */
+    assert_int_not_equal(ew_xfel_load_photon_histogram("/nonexistent.npy", &v, &w, &nb), EW_OK);
+    assert_null(v);
 }
 
 /* The whole pipeline from a PDB file (shared data; skipped if absent). */
@@ -486,6 +577,8 @@ int main(void)
         cmocka_unit_test(test_mean_photons),           cmocka_unit_test(test_noise_goodness_of_fit),
         cmocka_unit_test(test_fluence_jitter),         cmocka_unit_test(test_interpolation_vs_exact),
         cmocka_unit_test(test_model_from_pdb),          cmocka_unit_test(test_to_files),
+        cmocka_unit_test(test_measured_histogram),
+        cmocka_unit_test(test_beam_jitter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

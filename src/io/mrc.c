@@ -190,12 +190,14 @@ ew_status_t ew_mrc_header_parse(const void *buf, size_t len, uint64_t file_size,
         if (h->mapc == 0 && h->mapr == 0 && h->maps == 0) {
             ew_warn("%s: axis order mapc, mapr, maps is 0, 0, 0; assuming 1, 2, 3", name);
         } else {
-            int perm = h->mapc + h->mapr + h->maps == 6 && h->mapc * h->mapr * h->maps == 6 &&
-                       h->mapc >= 1 && h->mapr >= 1 && h->maps >= 1;
-            return ew_fail(perm ? EW_ERR_UNSUPPORTED : EW_ERR_FORMAT,
-                           "%s: axis order mapc, mapr, maps = %d, %d, %d %s", name, h->mapc,
-                           h->mapr, h->maps,
-                           perm ? "is not supported (only 1, 2, 3)" : "is not a permutation of 1, 2, 3");
+            int perm = h->mapc >= 1 && h->mapc <= 3 && h->mapr >= 1 && h->mapr <= 3 &&
+                       h->maps >= 1 && h->maps <= 3 && h->mapc != h->mapr && h->mapc != h->maps &&
+                       h->mapr != h->maps;
+            if (!perm)
+                return ew_fail(EW_ERR_FORMAT,
+                               "%s: axis order mapc, mapr, maps = %d, %d, %d is not a permutation of 1, 2, 3",
+                               name, h->mapc, h->mapr, h->maps);
+            h->axes_permuted = 1;
         }
     }
     if (h->nsymbt < 0)
@@ -270,7 +272,9 @@ static void convert(const uint8_t *src, size_t n, int mode, int be, float *dst)
     }
 }
 
-static void fill_from_header(ew_mrc_t *m, int z0, int count)
+/* Set m's geometry; for a whole read of a file with permuted axes,
+ * reorder data (file order: sections, rows, columns) to (Z, Y, X). */
+static ew_status_t fill_from_header(ew_mrc_t *m, int z0, int count, float *data, const char *name)
 {
     const ew_mrc_header_t *h = &m->header;
     m->nx = h->nx;
@@ -282,6 +286,31 @@ static void fill_from_header(ew_mrc_t *m, int z0, int count)
         m->pixel_size[d] = h->pixel_size[d];
         m->origin[d] = h->origin[d];
     }
+    m->data = data;
+    if (!h->axes_permuted) return EW_OK;
+    size_t nf[3] = {(size_t)h->nx, (size_t)h->ny, (size_t)h->nz}; /* columns, rows, sections */
+    int ax[3] = {h->mapc - 1, h->mapr - 1, h->maps - 1};           /* X/Y/Z index of each */
+    size_t n[3];
+    for (int k = 0; k < 3; k++) n[ax[k]] = nf[k];
+    size_t total = nf[0] * nf[1] * nf[2];
+    float *out = ew_alloc_array(total, sizeof(float));
+    if (!out) {
+        ew_free(data);
+        m->data = NULL;
+        return ew_fail_context(EW_ERR_NOMEM, "%s", name);
+    }
+    size_t stride[3] = {1, n[0], n[0] * n[1]}; /* of X, Y, Z in the output */
+    size_t sc = stride[ax[0]], sr = stride[ax[1]], ss = stride[ax[2]];
+    size_t i = 0;
+    for (size_t s = 0; s < nf[2]; s++)
+        for (size_t r = 0; r < nf[1]; r++)
+            for (size_t c = 0; c < nf[0]; c++) out[c * sc + r * sr + s * ss] = data[i++];
+    ew_free(data);
+    m->data = out;
+    m->nx = (int)n[0];
+    m->ny = (int)n[1];
+    m->nz = (int)n[2];
+    return EW_OK;
 }
 
 void ew_mrc_free(ew_mrc_t *m)
@@ -305,9 +334,9 @@ ew_status_t ew_mrc_parse(const void *data, size_t len, const char *name, ew_mrc_
     }
     convert((const uint8_t *)data + m->header.data_offset, nvox, m->header.mode,
             m->header.big_endian, out);
-    fill_from_header(m, 0, m->header.nz);
-    m->data = out;
-    return EW_OK;
+    ew_status_t st = fill_from_header(m, 0, m->header.nz, out, name);
+    if (st != EW_OK) memset(m, 0, sizeof *m);
+    return st;
 }
 
 static ew_status_t open_and_header(const char *path, FILE **fp, ew_mrc_header_t *h)
@@ -350,6 +379,14 @@ static ew_status_t read_range(const char *path, int z0, int count, ew_mrc_t *m)
     EW_TRY(open_and_header(path, &f, &m->header));
     const ew_mrc_header_t *h = &m->header;
     if (count < 0) count = h->nz;
+    if (h->axes_permuted && (z0 != 0 || count != h->nz)) {
+        int c = h->mapc, r = h->mapr, sct = h->maps;
+        fclose(f);
+        memset(m, 0, sizeof *m);
+        return ew_fail(EW_ERR_UNSUPPORTED,
+                       "%s: axis order mapc, mapr, maps = %d, %d, %d: sections cannot be read "
+                       "separately; read the whole map", path, c, r, sct);
+    }
     if (z0 < 0 || count < 1 || count > h->nz || z0 > h->nz - count) {
         int nz = h->nz;
         fclose(f);
@@ -390,9 +427,9 @@ done:
         memset(m, 0, sizeof *m);
         return st;
     }
-    fill_from_header(m, z0, count);
-    m->data = out;
-    return EW_OK;
+    st = fill_from_header(m, z0, count, out, path);
+    if (st != EW_OK) memset(m, 0, sizeof *m);
+    return st;
 }
 
 ew_status_t ew_mrc_read_sections(const char *path, int z0, int count, ew_mrc_t *m)

@@ -9,7 +9,10 @@
  * machine stamp or a zero cell size give a warning (ew_warn), not an error;
  * pixel_size 0 then means "unknown" and the caller takes it from elsewhere
  * (e.g. the STAR file). Every size in the header is checked against the
- * file size before anything is allocated.
+ * file size before anything is allocated. Files whose axis order (mapc,
+ * mapr, maps) is not 1 2 3 are reordered on whole reads so that data are
+ * always (Z, Y, X) with X fastest; nx, ny, nz of ew_mrc_t then are the X, Y,
+ * Z sizes (the header keeps the file's column/row/section counts).
  *
  * Files ewald writes: MRC2014 ("MAP ", stamp 0x44 0x44, nversion 20141),
  * little-endian, no extended header, axes 1 2 3; image stacks ispg 0 and
@@ -41,7 +44,7 @@ typedef struct {
     int mx, my, mz;            /* sampling of the unit cell */
     float cella[3];            /* cell size, Angstrom */
     float cellb[3];            /* cell angles, degrees */
-    int mapc, mapr, maps;      /* axis order (1 2 3 for every file ewald accepts) */
+    int mapc, mapr, maps;      /* axes (1 = X, 2 = Y, 3 = Z) along columns, rows, sections */
     float dmin, dmax, dmean, rms;
     int ispg;                  /* 0 image/stack, 1 volume, 401.. volume stack */
     int nsymbt;                /* extended header bytes (skipped) */
@@ -56,6 +59,8 @@ typedef struct {
     int has_map_id;            /* "MAP " present */
     double pixel_size[3];      /* cella / (mx, my, mz), Angstrom; 0 = unknown */
     int is_stack;              /* ispg == 0: a stack of 2-D images (or one image) */
+    int axes_permuted;         /* mapc, mapr, maps is a permutation other than 1 2 3: whole
+                                  reads reorder the data to (Z, Y, X); section reads refuse */
     size_t bytes_per_voxel;
     size_t data_offset;        /* 1024 + nsymbt */
     size_t section_bytes;      /* nx * ny * bytes_per_voxel */
@@ -94,7 +99,9 @@ ew_status_t ew_mrc_read(const char *path, ew_mrc_t *m);
 
 /* Read sections [z0, z0 + count) only (z slices of a volume, images of a
  * stack), seeking past the rest: memory is count * nx * ny floats. count
- * must be >= 1 and z0 + count <= nz, else EW_ERR_RANGE naming the file. */
+ * must be >= 1 and z0 + count <= nz, else EW_ERR_RANGE naming the file.
+ * A file with permuted axes gives EW_ERR_UNSUPPORTED unless all sections
+ * are requested. */
 ew_status_t ew_mrc_read_sections(const char *path, int z0, int count, ew_mrc_t *m);
 
 /* Parse a whole MRC file held in memory (fuzzers, tests); name is used in

@@ -91,6 +91,7 @@ ew_status_t ew_detector_init(ew_detector_t *d, const ew_detector_config_t *cfg);
 void ew_detector_geometry_shifted(const ew_detector_t *d, double dx, double dy, float *s, float *solid_angle,
                                   float *polarization);
 
+/* Free the arrays (d may be NULL); d is left empty. */
 void ew_detector_free(ew_detector_t *d);
 
 /* Count pixels with each mask code: counts[0..2]. */

@@ -4,6 +4,8 @@
 #include "io/cxi.h"
 #include "io/emcfile.h"
 #include "io/h5vol.h"
+#include "io/npy.h"
+#include "io/png.h"
 
 #include <math.h>
 #include <omp.h>
@@ -119,15 +121,71 @@ static double fluence_draw(const fluence_model_t *fm, const ew_xfel_config_t *c,
 
 /* ---- fast exact samplers for the per-pixel noise ---- */
 
+/* Bulk Philox4x32-10: the words of stream (seed, stream) in the same order
+ * as ew_rng_u32 gives them (block j = counter j), generated WB blocks at a
+ * time in a loop the compiler vectorizes. The rare slow paths of the
+ * samplers draw from an ew_rng_t on the same stream whose block counter
+ * starts at 2^63, a range the bulk words never reach. */
+enum { WG_BLOCKS = 256 };
+
+typedef struct {
+    uint32_t k0, k1, s0, s1;
+    uint64_t block;                 /* next block to generate */
+    int pos;                        /* next word in w */
+    uint32_t w[4 * WG_BLOCKS];
+    ew_rng_t slow;                  /* rejection tails, PTRS */
+} wordgen_t;
+
+static void wg_init(wordgen_t *g, uint64_t seed, uint64_t stream)
+{
+    g->k0 = (uint32_t)seed, g->k1 = (uint32_t)(seed >> 32);
+    g->s0 = (uint32_t)stream, g->s1 = (uint32_t)(stream >> 32);
+    g->block = 0;
+    g->pos = 4 * WG_BLOCKS;
+    ew_rng_init(&g->slow, seed, stream);
+    g->slow.ctr[1] = 0x80000000u;
+}
+
+static void wg_fill(wordgen_t *g)
+{
+    const uint64_t b0 = g->block;
+    const uint32_t k0i = g->k0, k1i = g->k1, s0 = g->s0, s1 = g->s1;
+    uint32_t *w = g->w;
+#pragma omp simd
+    for (int j = 0; j < WG_BLOCKS; j++) {
+        uint64_t b = b0 + (uint64_t)j;
+        uint32_t c0 = (uint32_t)b, c1 = (uint32_t)(b >> 32), c2 = s0, c3 = s1, k0 = k0i, k1 = k1i;
+        for (int round = 0; round < 10; round++) {
+            uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+            c1 = (uint32_t)p1;
+            c3 = (uint32_t)p0;
+            c0 = n0;
+            c2 = n2;
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        w[4 * j] = c0, w[4 * j + 1] = c1, w[4 * j + 2] = c2, w[4 * j + 3] = c3;
+    }
+    g->block = b0 + WG_BLOCKS;
+    g->pos = 0;
+}
+
+static inline uint32_t wg_u32(wordgen_t *g)
+{
+    if (g->pos == 4 * WG_BLOCKS) wg_fill(g);
+    return g->w[g->pos++];
+}
+
 /* Poisson(lam) by inversion with one 32-bit uniform U: k = 0 iff
  * U <= exp(-lam), and since exp(-lam) >= 1 - lam the common case U <= 1 - lam
  * needs no exp at all (most pixels have lam << 1). Exact up to the 2^-32
  * resolution of U; lam >= 10 goes to core's exact PTRS sampler. */
-static inline double poisson_fast(ew_rng_t *r, double lam)
+static inline double poisson_fast(wordgen_t *g, double lam)
 {
     if (!(lam > 0.0)) return 0.0;
-    if (lam >= 10.0) return (double)ew_rng_poisson(r, lam);
-    double u = ((double)ew_rng_u32(r) + 0.5) * (1.0 / 4294967296.0);
+    if (lam >= 10.0) return (double)ew_rng_poisson(&g->slow, lam);
+    double u = ((double)wg_u32(g) + 0.5) * (1.0 / 4294967296.0);
     if (u <= 1.0 - lam) return 0.0;
     double p = exp(-lam), cum = p;
     int k = 0;
@@ -161,10 +219,10 @@ static void zig_init(void)
     for (int i = 0; i < ZIG_C; i++) zig_ratio[i] = zig_x[i + 1] / zig_x[i];
 }
 
-static double zig_normal(ew_rng_t *r)
+static inline double zig_normal(wordgen_t *g)
 {
     for (;;) {
-        uint32_t w = ew_rng_u32(r);
+        uint32_t w = wg_u32(g);
         int i = (int)(w & 0x7f);
         double u = 2.0 * (((double)(w >> 7) + 0.5) * (1.0 / 33554432.0)) - 1.0;
         if (fabs(u) < zig_ratio[i]) return u * zig_x[i];
@@ -172,15 +230,15 @@ static double zig_normal(ew_rng_t *r)
             /* the tail beyond R (Marsaglia 1964) */
             double x, y;
             do {
-                x = log(ew_rng_uniform_pos(r)) / ZIG_R;
-                y = log(ew_rng_uniform_pos(r));
+                x = log(ew_rng_uniform_pos(&g->slow)) / ZIG_R;
+                y = log(ew_rng_uniform_pos(&g->slow));
             } while (-2.0 * y < x * x);
             return u < 0 ? x - ZIG_R : ZIG_R - x;
         }
         double x = u * zig_x[i];
         double f0 = exp(-0.5 * (zig_x[i] * zig_x[i] - x * x));
         double f1 = exp(-0.5 * (zig_x[i + 1] * zig_x[i + 1] - x * x));
-        if (f1 + ew_rng_uniform(r) * (f0 - f1) < 1.0) return x;
+        if (f1 + ew_rng_uniform(&g->slow) * (f0 - f1) < 1.0) return x;
     }
 }
 
@@ -191,28 +249,34 @@ typedef struct {
 } sums_t;
 
 /* lam[p] (noise-free, background excluded) -> data[p]; also copies the
- * noise-free values with background into expected_out if not NULL. */
+ * noise-free values with background into expected_out if not NULL. g is
+ * the caller's scratch generator (large: kept off the stack). */
 static sums_t add_noise(const ew_xfel_config_t *c, const uint8_t *mask, size_t npix, size_t index,
-                        const float *lam, float *data, float *expected_out)
+                        const float *lam, float *data, float *expected_out, wordgen_t *g)
 {
     sums_t sm = {0, 0, 0};
-    ew_rng_t r;
-    ew_rng_init(&r, c->seed, ew_rng_stream_id(EW_RNG_TAG_NOISE, index));
+    wg_init(g, c->seed, ew_rng_stream_id(EW_RNG_TAG_NOISE, index));
     const float bg = (float)c->background;
     const double sig = c->readout_sigma;
+    const int poisson = c->poisson;
+    double se = 0.0;
+#pragma omp simd reduction(+ : se)
+    for (size_t p = 0; p < npix; p++) se += lam[p];
+    sm.expected = se;
+    if (expected_out)
+        for (size_t p = 0; p < npix; p++) expected_out[p] = lam[p] + bg;
+    double tot = 0.0, rec = 0.0;
     for (size_t p = 0; p < npix; p++) {
-        float l = lam[p];
-        sm.expected += l;
-        l += bg;
-        if (expected_out) expected_out[p] = l;
-        double k = c->poisson ? poisson_fast(&r, l) : l;
-        sm.total += k;
-        double v = k;
-        if (sig > 0.0) v += sig * zig_normal(&r);
-        if (mask[p] == EW_MASK_BAD) v = 0.0;
-        else sm.recorded += k;
-        data[p] = (float)v;
+        float l = lam[p] + bg;
+        double k = poisson ? poisson_fast(g, l) : l;
+        double v = sig > 0.0 ? k + sig * zig_normal(g) : k;
+        int bad = mask[p] == EW_MASK_BAD;
+        tot += k;
+        rec += bad ? 0.0 : k;
+        data[p] = bad ? 0.0f : (float)v;
     }
+    sm.total = tot;
+    sm.recorded = rec;
     return sm;
 }
 
@@ -270,6 +334,7 @@ ew_status_t ew_xfel_simulate(const ew_xfel_config_t *cfg, const ew_detector_t *d
     ew_status_t st = ew_size_mul(B, npix, &bufn);
     ew_xfel_pattern_t *pats = NULL;
     float *data = NULL, *expd = NULL, *lam = NULL, *geo = NULL, *rot = NULL;
+    wordgen_t *wgs = NULL;
     if (st == EW_OK) {
         pats = ew_calloc_array(B, sizeof *pats);
         data = ew_alloc_array(bufn, sizeof(float));
@@ -279,7 +344,8 @@ ew_status_t ew_xfel_simulate(const ew_xfel_config_t *cfg, const ew_detector_t *d
         lam = ew_alloc_array(cfg->exact ? bufn : (size_t)nthreads * npix, sizeof(float));
         geo = (jitter || cfg->exact) ? ew_alloc_array((size_t)nthreads * 5 * npix, sizeof(float)) : NULL;
         rot = cfg->exact ? ew_alloc_array(3 * npix, sizeof(float)) : NULL;
-        if (!pats || !data || (cfg->keep_expected && !expd) || !lam || ((jitter || cfg->exact) && !geo) ||
+        wgs = ew_alloc_array((size_t)nthreads, sizeof(wordgen_t));
+        if (!wgs || !pats || !data || (cfg->keep_expected && !expd) || !lam || ((jitter || cfg->exact) && !geo) ||
             (cfg->exact && !rot))
             st = ew_fail(EW_ERR_NOMEM, "xfel: cannot allocate a batch of %zu patterns of %zu pixels", B, npix);
     }
@@ -331,7 +397,7 @@ ew_status_t ew_xfel_simulate(const ew_xfel_config_t *cfg, const ew_detector_t *d
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
             for (size_t k = 0; k < nb; k++) {
                 sums_t sm = add_noise(cfg, det->mask, npix, pats[k].index, lam + k * npix, data + k * npix,
-                                      expd ? expd + k * npix : NULL);
+                                      expd ? expd + k * npix : NULL, &wgs[omp_get_thread_num()]);
                 pats[k].photons_expected = sm.expected;
                 pats[k].photons_total = sm.total;
                 pats[k].photons_recorded = sm.recorded;
@@ -359,7 +425,7 @@ ew_status_t ew_xfel_simulate(const ew_xfel_config_t *cfg, const ew_detector_t *d
                     const float m = (float)pats[k].fluence_mult;
                     for (size_t p = 0; p < npix; p++) l[p] *= m * corr[p];
                     sums_t sm = add_noise(cfg, det->mask, npix, pats[k].index, l, data + k * npix,
-                                          expd ? expd + k * npix : NULL);
+                                          expd ? expd + k * npix : NULL, &wgs[tid]);
                     pats[k].photons_expected = sm.expected;
                     pats[k].photons_total = sm.total;
                     pats[k].photons_recorded = sm.recorded;
@@ -389,6 +455,7 @@ ew_status_t ew_xfel_simulate(const ew_xfel_config_t *cfg, const ew_detector_t *d
     ew_free(lam);
     ew_free(geo);
     ew_free(rot);
+    ew_free(wgs);
     return st;
 }
 
@@ -396,47 +463,57 @@ ew_status_t ew_xfel_predict_photons(const ew_detector_t *det, const ew_rvol_t *W
                                     double *recorded)
 {
     EW_ASSERT(det != NULL && W != NULL && W->data != NULL);
-    enum { NR = 256, ND = 2000 };
-    int c = W->n / 2;
-    double limit = (W->n % 2 ? c : c - 1) * W->ds;
+    const int n = W->n, c = n / 2;
+    const double ds = W->ds;
+    double limit = (n % 2 ? c : c - 1) * ds;
     if (!(det->s_max_corner < limit))
         return ew_fail(EW_ERR_ARG, "photon prediction: the volume reaches |s| = %g 1/A, the detector %g", limit,
                        det->s_max_corner);
-    float *dirs = ew_alloc_array(3 * ND, sizeof(float)), *vals = ew_alloc_array(ND, sizeof(float));
-    double *prof = ew_alloc_array(NR + 1, sizeof(double));
-    if (!dirs || !vals || !prof) {
-        ew_free(dirs), ew_free(vals), ew_free(prof);
+    /* Radial profile from the voxels themselves (exact samples of W, no
+     * interpolation): shells of width ds/2, each represented by its mean
+     * radius and mean value. */
+    const double dr = 0.5 * ds, rmax = det->s_max_corner + 2.0 * ds;
+    const int nb = (int)(rmax / dr) + 2;
+    double *sw = ew_calloc_array((size_t)nb, sizeof(double)), *sr = ew_calloc_array((size_t)nb, sizeof(double));
+    double *cnt = ew_calloc_array((size_t)nb, sizeof(double));
+    if (!sw || !sr || !cnt) {
+        ew_free(sw), ew_free(sr), ew_free(cnt);
         return ew_fail(EW_ERR_NOMEM, "photon prediction: no scratch");
     }
-    const double rmax = det->s_max_corner, dr = rmax / NR;
-    static const double I3[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
-    for (int k = 0; k <= NR; k++) {
-        double rad = k * dr;
-        for (int i = 0; i < ND; i++) {
-            double u = 1 - (2 * i + 1.0) / ND, ph = i * EW_PI * (3 - sqrt(5.0)), st = sqrt(1 - u * u);
-            dirs[3 * i] = (float)(rad * st * cos(ph));
-            dirs[3 * i + 1] = (float)(rad * st * sin(ph));
-            dirs[3 * i + 2] = (float)(rad * u);
+    for (int z = 0; z < n; z++)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++) {
+                double r = sqrt((double)(x - c) * (x - c) + (double)(y - c) * (y - c) + (double)(z - c) * (z - c)) * ds;
+                int k = (int)(r / dr);
+                if (k >= nb) continue;
+                sw[k] += W->data[((size_t)z * n + y) * n + x];
+                sr[k] += r;
+                cnt[k] += 1;
+            }
+    int m = 0; /* compact the non-empty shells: (sr, sw) = (mean radius, mean W) */
+    for (int k = 0; k < nb; k++)
+        if (cnt[k] > 0) {
+            sr[m] = sr[k] / cnt[k];
+            sw[m] = sw[k] / cnt[k];
+            m++;
         }
-        ew_slice_trilinear(W, I3, dirs, ND, vals);
-        double acc = 0;
-        for (int i = 0; i < ND; i++) acc += vals[i];
-        prof[k] = acc / ND;
-    }
     double all = 0, rec = 0;
+    int j = 0;
     for (size_t p = 0; p < det->npix; p++) {
         const float *s = det->s + 3 * p;
-        double sm = sqrt((double)s[0] * s[0] + (double)s[1] * s[1] + (double)s[2] * s[2]) / dr;
-        int k = (int)sm;
-        if (k >= NR) k = NR - 1;
-        double f = sm - k, w = prof[k] + f * (prof[k + 1] - prof[k]);
+        double sm = sqrt((double)s[0] * s[0] + (double)s[1] * s[1] + (double)s[2] * s[2]);
+        /* bracket sm between shells j and j+1 (pixels are not sorted: search) */
+        if (j >= m - 1 || sm < sr[j]) j = 0;
+        while (j < m - 2 && sr[j + 1] < sm) j++;
+        double f = (sm - sr[j]) / (sr[j + 1] - sr[j]);
+        double w = sw[j] + f * (sw[j + 1] - sw[j]);
         double e = w * det->corr[p];
         all += e;
         if (det->mask[p] != EW_MASK_BAD) rec += e;
     }
     if (all_pixels) *all_pixels = all;
     if (recorded) *recorded = rec;
-    ew_free(dirs), ew_free(vals), ew_free(prof);
+    ew_free(sw), ew_free(sr), ew_free(cnt);
     return EW_OK;
 }
 
@@ -485,6 +562,9 @@ typedef struct {
     double *quat, *flu, *phot; /* (batch) staging for ground truth */
     int32_t *counts;           /* (npix) staging for the .emc */
     size_t cap;
+    float *preview;            /* (preview_n, npix) first patterns for the montage, or NULL */
+    size_t preview_n, preview_have;
+    double *photons;           /* (n_patterns) photons_total, for the histogram, or NULL */
 } file_sink_t;
 
 static ew_status_t file_sink_write(void *ctx, const ew_xfel_pattern_t *p, size_t count)
@@ -503,6 +583,11 @@ static ew_status_t file_sink_write(void *ctx, const ew_xfel_pattern_t *p, size_t
         }
     }
     long long i0 = (long long)(p[0].index - fs->first);
+    for (size_t k = 0; k < count; k++) {
+        if (fs->photons) fs->photons[(size_t)i0 + k] = p[k].photons_total;
+        if (fs->preview && fs->preview_have < fs->preview_n)
+            memcpy(fs->preview + fs->preview_have++ * fs->npix, p[k].data, fs->npix * sizeof(float));
+    }
     if (fs->cxi) {
         /* the batch's patterns are contiguous in one buffer (ew_xfel_simulate) */
         EW_TRY(ew_cxi_write_patterns(fs->cxi, i0, (long long)count, p[0].data));
@@ -548,7 +633,8 @@ ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_conf
                                     const ew_xfel_output_t *out, ew_xfel_stats_t *stats)
 {
     EW_ASSERT(m != NULL && cfg != NULL && out != NULL);
-    if (!out->cxi_path && !out->emc_path && !out->emc_detector_path && !out->volume_path)
+    if (!out->cxi_path && !out->emc_path && !out->emc_detector_path && !out->volume_path && !out->montage_path &&
+        !out->histogram_path)
         return ew_fail(EW_ERR_ARG, "xfel output: no output file given");
     if (out->cxi_deflate < 0 || out->cxi_deflate > 9)
         return ew_fail(EW_ERR_ARG, "xfel output: deflate level %d is not in 0..9", out->cxi_deflate);
@@ -602,13 +688,44 @@ ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_conf
         if (!fs.counts) st = ew_fail(EW_ERR_NOMEM, "%s: no staging buffer", out->emc_path);
         if (st == EW_OK) st = ew_emc_writer_open(out->emc_path, (int)det->npix, &fs.emc);
     }
-    if (st == EW_OK && (out->cxi_path || out->emc_path)) {
+    if (st == EW_OK && out->montage_path) {
+        fs.preview_n = out->montage_count > 0 ? (size_t)out->montage_count : 16;
+        if (fs.preview_n > cfg->n_patterns) fs.preview_n = cfg->n_patterns;
+        fs.preview = ew_alloc_array(fs.preview_n * det->npix + 1, sizeof(float));
+        if (!fs.preview) st = ew_fail(EW_ERR_NOMEM, "%s: no buffer for the montage", out->montage_path);
+    }
+    if (st == EW_OK && out->histogram_path) {
+        fs.photons = ew_alloc_array(cfg->n_patterns + 1, sizeof(double));
+        if (!fs.photons) st = ew_fail(EW_ERR_NOMEM, "%s: no buffer for %zu totals", out->histogram_path, cfg->n_patterns);
+    }
+    if (st == EW_OK && (out->cxi_path || out->emc_path || fs.preview || fs.photons)) {
         ew_xfel_config_t c = *cfg;
         c.keep_expected = fs.with_expected;
         st = ew_xfel_simulate(&c, det, c.exact ? NULL : &m->W, &m->atoms, file_sink_write, &fs, stats);
     }
     /* finish, or discard everything: all files or none */
-    int done_cxi = 0, done_emc = 0, done_vol = 0, done_det = 0;
+    int done_cxi = 0, done_emc = 0, done_vol = 0, done_det = 0, done_mon = 0, done_hist = 0;
+    if (st == EW_OK && fs.preview && fs.preview_have > 0) {
+        ew_image_options_t io = ew_image_options_default();
+        io.scaling = EW_SCALE_LOG;
+        io.mask_threshold = EW_MASK_BAD;
+        io.clip_lo = 0.0;
+        io.clip_hi = 100.0;
+        st = ew_png_montage(out->montage_path, fs.preview, (int)fs.preview_have, det->nx, det->ny, det->mask, 0,
+                            det->nx < 128 ? 2 : 1, NULL, 1, &io);
+        done_mon = st == EW_OK;
+    }
+    if (st == EW_OK && fs.photons && cfg->n_patterns > 0) {
+        ew_plot_t *pl = ew_plot_new(640, 420, "photons per pattern", "photons (all pixels)", "patterns");
+        if (!pl) st = EW_ERR_NOMEM;
+        double mean = 0;
+        for (size_t i = 0; i < cfg->n_patterns; i++) mean += fs.photons[i] / (double)cfg->n_patterns;
+        if (st == EW_OK) st = ew_plot_add_histogram(pl, fs.photons, cfg->n_patterns, 50, 0, 0, NULL);
+        if (st == EW_OK) st = ew_plot_vline(pl, mean, "mean");
+        if (st == EW_OK) st = ew_plot_write_png(pl, out->histogram_path);
+        ew_plot_free(pl);
+        done_hist = st == EW_OK;
+    }
     if (st == EW_OK && fs.cxi) {
         st = ew_cxi_writer_close(fs.cxi);
         fs.cxi = NULL;
@@ -638,10 +755,40 @@ ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_conf
         if (done_emc) remove(out->emc_path);
         if (done_vol) remove(out->volume_path);
         if (done_det) remove(out->emc_detector_path);
+        if (done_mon) remove(out->montage_path);
+        if (done_hist) remove(out->histogram_path);
     }
     free(vol_tmp);
     free(det_tmp);
     ew_cxi_geometry_free(&g);
     ew_free(fs.quat), ew_free(fs.flu), ew_free(fs.phot), ew_free(fs.counts);
+    ew_free(fs.preview), ew_free(fs.photons);
     return st;
+}
+
+ew_status_t ew_xfel_load_photon_histogram(const char *path, double **values, double **weights, size_t *n)
+{
+    EW_ASSERT(path != NULL && values != NULL && weights != NULL && n != NULL);
+    *values = *weights = NULL;
+    *n = 0;
+    ew_npy_t a;
+    EW_TRY(ew_npy_read(path, &a));
+    if (a.ndim != 2 || a.shape[0] != 2 || a.shape[1] < 2) {
+        ew_status_t st = ew_fail(EW_ERR_FORMAT, "%s: shape (%zu%s%zu) is not (2, nbins >= 2): bin centres and counts",
+                                 path, a.ndim > 0 ? a.shape[0] : 0, a.ndim > 1 ? ", " : ", ?", a.ndim > 1 ? a.shape[1] : 0);
+        ew_npy_free(&a);
+        return st;
+    }
+    size_t nb = a.shape[1];
+    double *v = ew_alloc_array(nb, sizeof(double)), *w = ew_alloc_array(nb, sizeof(double));
+    if (!v || !w) {
+        ew_free(v), ew_free(w);
+        ew_npy_free(&a);
+        return ew_fail(EW_ERR_NOMEM, "%s: no memory for %zu bins", path, nb);
+    }
+    memcpy(v, a.data, nb * sizeof(double));
+    memcpy(w, a.data + nb, nb * sizeof(double));
+    ew_npy_free(&a);
+    *values = v, *weights = w, *n = nb;
+    return EW_OK;
 }

@@ -91,8 +91,10 @@ typedef struct {
 } ew_xfel_pattern_t;
 
 /* Writer callback: `count` consecutive patterns in index order, called
- * from the thread that called ew_xfel_simulate. The pointers are valid only
- * during the call. Returning an error stops the simulation with it. */
+ * from the thread that called ew_xfel_simulate. Their data (and expected)
+ * arrays are one contiguous buffer: patterns[k].data == patterns[0].data +
+ * k * npix. The pointers are valid only during the call. Returning an
+ * error stops the simulation with it. */
 typedef ew_status_t (*ew_xfel_write_fn)(void *ctx, const ew_xfel_pattern_t *patterns, size_t count);
 
 /* Running totals over a simulation. */
@@ -124,10 +126,11 @@ ew_status_t ew_xfel_simulate(const ew_xfel_config_t *cfg, const ew_detector_t *d
 
 /* Predicted mean particle photons per pattern over uniformly random
  * orientations (no background, fluence multiplier 1): sum_p corr_p
- * <W>(|s_p|), with <W> the spherical average of W, computed by sampling
- * W on 2000 Fibonacci directions per radius at 256 radii and
- * interpolating linearly in |s|. *all_pixels counts every pixel,
- * *recorded only those not EW_MASK_BAD (either may be NULL). */
+ * <W>(|s_p|), with <W> the spherical average of W estimated from the
+ * voxels themselves (shells of width ds/2, mean radius and mean value,
+ * interpolated linearly in |s|: no trilinear smoothing). *all_pixels
+ * counts every pixel, *recorded only those not EW_MASK_BAD (either may be
+ * NULL). EW_ERR_ARG if the volume does not reach the detector's corners. */
 ew_status_t ew_xfel_predict_photons(const ew_detector_t *det, const ew_rvol_t *W, double *all_pixels,
                                     double *recorded);
 
@@ -155,6 +158,7 @@ typedef struct {
 /* Read the structure, centre it, build the detector and the photon volume.
  * On error *m is left empty and the message names the file or field. */
 ew_status_t ew_xfel_model_build(const ew_xfel_setup_t *setup, ew_xfel_model_t *m);
+/* Free everything in m (m may be NULL); m is left empty. */
 void ew_xfel_model_free(ew_xfel_model_t *m);
 
 /* Where a simulation goes on disk (NULL paths: not written). */
@@ -168,8 +172,18 @@ typedef struct {
                                      to the nearest non-negative integer (readout noise) */
     const char *emc_detector_path;/* Dragonfly detector file (q in voxels of the photon volume) */
     const char *volume_path;      /* the true photon volume W, HDF5 (io/h5vol.h), photons/sr */
+    const char *montage_path;     /* PNG: log-scale montage of the first patterns */
+    int montage_count;            /* patterns in the montage (0 -> 16) */
+    const char *histogram_path;   /* PNG: histogram of photons per pattern (photons_total) */
     const char *structure_name;   /* stored as metadata (may be NULL) */
 } ew_xfel_output_t;
+
+/* Load a measured photons-per-pattern histogram from a .npy file of shape
+ * (2, nbins): row 0 the bin centres, row 1 the counts (as
+ * ../shared/data/photon_counts_amo86615.npy), for EW_FLUENCE_HISTOGRAM.
+ * *values and *weights are ew_alloc_array'd (caller frees with ew_free).
+ * On error they are NULL and the message names the file and the shape. */
+ew_status_t ew_xfel_load_photon_histogram(const char *path, double **values, double **weights, size_t *n);
 
 /* Simulate cfg->n_patterns patterns of model m (cfg->exact uses the atoms)
  * and stream them to the files of out (at least one path, else
