@@ -407,7 +407,6 @@ static void test_resume_and_reload(void **state)
     c.epochs = 1; /* 12 steps */
     c.search_level = 1; /* 60 rotations: exercised, cheap */
     c.warm_iters = 1;
-    c.search_pixels = 100;
     c.progress = 0;
     ew_ssl_model_t *a, *b;
     assert_ok(ew_ssl_model_create(&c, &d, &a));

@@ -48,7 +48,6 @@ void ew_ssl_config_default(ew_ssl_config_t *c)
     c->search_level = 3;
     c->search_frac = 0.6;
     c->warm_iters = 6;
-    c->search_pixels = 300;
     c->search_weight = 1.0;
     c->augment = 1;
     c->aug_sigma = 0.05;
@@ -521,7 +520,7 @@ static const field_t fields[] = {
     FI(enc_small_stem), FI(scale_width), FI(scale_stages), FI(scale_blocks), FI(scale_fixed), FI(freeze_decoder),
     FI(decoder), FI(grid_n), FD(smooth), FI(siren_hidden), FI(siren_layers), FD(siren_omega), FI(loss),
     FD(lr), FD(lr_grid), FD(weight_decay), FD(warmup_frac), FI(batch), FD(epochs), FD(c2f_start),
-    FD(c2f_frac), FI(search_level), FI(warm_iters), FD(search_frac), FI(search_pixels), FD(search_weight), FI(augment), FD(aug_sigma), FI(aug_patches), {"seed", F_U64, offsetof(ew_ssl_config_t, seed)},
+    FD(c2f_frac), FI(search_level), FI(warm_iters), FD(search_frac), FD(search_weight), FI(augment), FD(aug_sigma), FI(aug_patches), {"seed", F_U64, offsetof(ew_ssl_config_t, seed)},
     {"max_steps", F_I64, offsetof(ew_ssl_config_t, max_steps)}};
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
