@@ -170,6 +170,8 @@ static void test_demo_tiny(void **state)
     c.em_particles = 2;
     c.em_micrographs = 1;
     c.cut_steps = 3;
+    c.ssl_patterns = 32;
+    c.ssl_epochs = 1;
     ew_demo_results_t res;
     double t = ew_time_now();
     assert_ok(ew_demo_run(&c, &res));
@@ -183,8 +185,8 @@ static void test_demo_tiny(void **state)
                           "id=\"parameters\"", "Headline figures", "intensity", "FSC"};
     for (size_t i = 0; i < sizeof need / sizeof *need; i++)
         if (!strstr(s, need[i])) fail_msg("report lacks %s", need[i]);
-    /* 17 figures, all embedded */
-    assert_int_equal(count(s, "src=\"data:image/png;base64,"), 17);
+    /* 18 figures, all embedded */
+    assert_int_equal(count(s, "src=\"data:image/png;base64,"), 18);
     assert_null(strstr(s, "Figure missing"));
     free(s);
     /* figures beside it, headline figures filled */
@@ -197,7 +199,8 @@ static void test_demo_tiny(void **state)
     assert_true(res.emc_ifsc_frac09 >= 0 && res.emc_ifsc_frac09 <= 1);
     assert_true(res.truth_dfsc_res05 > 0);
     assert_int_equal(res.em_micrographs, 1);
-    assert_int_equal(res.ssl_run, 0);
+    assert_int_equal(res.ssl_run, 1);
+    assert_true(res.ssl_orient_median_deg >= 0 && res.ssl_orient_median_deg <= 180);
     assert_int_equal(res.cut_run, 1);
     assert_true(res.cut_psd_simulated > 0 && res.cut_psd_translated > 0);
     print_message("tiny demo: %.1f s, %.0f photons/pattern, orientation median %.1f deg\n", t,

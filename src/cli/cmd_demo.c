@@ -39,7 +39,7 @@ int cmd_demo(int argc, char **argv)
         "every figure, the timing of each step and every parameter. About 10 minutes on 2 cores; --quick under a minute.",
         "report, seconds, photons_per_pattern, edge_resolution_a, emc_orient_median_deg, emc_orient_p90_deg, "
         "emc_grid_spacing_deg, emc_intensity_fsc_frac_ge_0.9, emc_intensity_fsc05_a, emc_density_fsc05_a, "
-        "emc_density_fsc0143_a, truth_density_fsc05_a, ssl_run, em_micrographs, em_particles, cut_run, "
+        "emc_density_fsc0143_a, truth_density_fsc05_a, ssl_run, ssl_orient_median_deg, em_micrographs, em_particles, cut_run, "
         "cut_psd_distance_before, cut_psd_distance_after, pick_run, "
         "em_recon_run (null: not run)",
         0, 0};
@@ -79,6 +79,7 @@ int cmd_demo(int argc, char **argv)
         add_num(o, "emc_density_fsc0143_a", res.emc_dfsc_res0143);
         add_num(o, "truth_density_fsc05_a", res.truth_dfsc_res05);
         cJSON_AddBoolToObject(o, "ssl_run", res.ssl_run);
+        add_num(o, "ssl_orient_median_deg", res.ssl_orient_median_deg);
         cJSON_AddNumberToObject(o, "em_micrographs", (double)res.em_micrographs);
         cJSON_AddNumberToObject(o, "em_particles", (double)res.em_particles);
         cJSON_AddBoolToObject(o, "cut_run", res.cut_run);

@@ -29,6 +29,8 @@ void ew_demo_config_default(ew_demo_config_t *c, int quick)
     c->emc_beta_start = 0.1;
     c->emc_beta_factor = 1.5;
     c->emc_beta_period = 3;
+    c->ssl_patterns = quick ? 1000 : 3000;
+    c->ssl_epochs = quick ? 2 : 4;
     c->phase_loops = quick ? 4 : 10;
     c->phase_starts = 2;
     c->em_micrographs = quick ? 1 : 2;
@@ -154,7 +156,11 @@ static void summary(ew_report_t *r, const ew_demo_config_t *c, const ew_demo_res
         cells[k++] = "EMC + phasing: density FSC 0.5 vs the structure", cells[k++] = v[row++];
         fmt_res(v[row], sizeof v[row], res->truth_dfsc_res05);
         cells[k++] = "true intensity + phasing: density FSC 0.5 (phasing alone)", cells[k++] = v[row++];
-        ROW("self-supervised model", "%s", res->ssl_run ? "run" : "not in this build");
+        if (res->ssl_run)
+            ROW("self-supervised model: orientation error median", "%.1f deg (short demo training)",
+                res->ssl_orient_median_deg);
+        else
+            ROW("self-supervised model", "%s", "not run");
     }
     if (c->run_em) {
         ROW("cryo-EM micrographs / particles simulated", "%zu / %zu", res->em_micrographs, res->em_particles);
@@ -179,6 +185,7 @@ ew_status_t ew_demo_run(const ew_demo_config_t *c, ew_demo_results_t *res)
     res->emc_dfsc_res05 = res->emc_dfsc_res0143 = res->truth_dfsc_res05 = res->emc_phase_error = NAN;
     res->photons_per_pattern = res->edge_res = NAN;
     res->cut_psd_simulated = res->cut_psd_translated = NAN;
+    res->ssl_orient_median_deg = NAN;
     double t0 = ew_time_now();
     EW_TRY(make_dir(c->out_dir));
     char fig[4096];

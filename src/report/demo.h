@@ -43,6 +43,9 @@ typedef struct {
     int emc_iters;              /* iterations per level (10; quick 8); the last level gets 1.5x */
     double emc_beta_start, emc_beta_factor; /* annealing (0.1, 1.5) */
     int emc_beta_period;        /* iterations per beta step (3) */
+    /* self-supervised model */
+    size_t ssl_patterns;        /* patterns it trains on (3000; quick 1000) */
+    double ssl_epochs;          /* epochs (4; quick 2; 0: skip) */
     /* phasing */
     int phase_loops, phase_starts; /* recipe loops and random starts (10, 2; quick 4, 2) */
     /* cryo-EM */
@@ -69,6 +72,7 @@ typedef struct {
     double emc_dfsc_res05, emc_dfsc_res0143; /* density FSC of the phased EMC intensity vs the truth, A */
     double truth_dfsc_res05;    /* density FSC of the phased TRUE intensity vs the truth, A (phasing alone) */
     double emc_phase_error;     /* Fourier error of the best phasing start */
+    double ssl_orient_median_deg; /* self-supervised orientation error median (in-plane twin allowed) */
     int ssl_run, cut_run, pick_run, emrecon_run; /* 0: step not in this build */
     size_t em_micrographs, em_particles; /* simulated micrographs and particles in them */
     double cut_psd_simulated, cut_psd_translated; /* noise PSD distance to full physics, before / after */
