@@ -33,7 +33,7 @@ int cmd_demo(int argc, char **argv)
     ew_cmd_info_t info = {
         "ewald demo [--quick] [--out DIR] [--seed N] [--threads N] [--json]",
         "Runs the whole pipeline on the structure shipped with ewald (PDB 2cex): simulates an XFEL dataset, "
-        "reconstructs the 3D intensity with EMC from a random start, compares it with the truth (orientation "
+        "reconstructs the 3D intensity with EMC from a random start and trains the self-supervised model briefly, compares it with the truth (orientation "
         "error, intensity FSC), phases it and the true intensity and compares the densities with the structure "
         "(density FSC); then simulates cryo-EM micrographs and trains a short noise translation (GenEM preset to full physics). Writes DIR/report.html, one self-contained page with "
         "every figure, the timing of each step and every parameter. About 10 minutes on 2 cores; --quick under a minute.",
