@@ -6,15 +6,15 @@
  *            the truth (align.h) and compares (intensity FSC, orientation
  *            error), phases the reconstruction and the true intensity
  *            (phase.h) and compares the densities with the structure's
- *            density (density FSC);
+ *            density (density FSC); trains the self-supervised model
+ *            (ssl.h) briefly and scores its orientations;
  *   cryo-EM: simulates micrographs with full physics and one with the
  *            GenEM preset (em_sim.h), shows them with the true particle
  *            positions, trains the noise translation (gen/gen.h, CUT)
  *            briefly and translates the GenEM micrograph;
  * and writes out_dir/report.html (figures embedded; the PNGs are kept in
  * out_dir/fig/) with every parameter used and a timing table. Steps whose
- * code is not in this build (the self-supervised model, the picker,
- * cryo-EM reconstruction) get a "not run"
+ * code is not in this build (the picker, cryo-EM reconstruction) get a "not run"
  * section saying so.
  */
 #ifndef EW_REPORT_DEMO_H
