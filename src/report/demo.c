@@ -32,7 +32,7 @@ void ew_demo_config_default(ew_demo_config_t *c, int quick)
     c->ssl_patterns = quick ? 1000 : 3000;
     c->ssl_epochs = quick ? 2 : 4;
     c->phase_loops = quick ? 4 : 10;
-    c->phase_starts = 2;
+    c->phase_starts = quick ? 2 : 4;
     c->em_micrographs = quick ? 1 : 2;
     c->em_size = quick ? 512 : 1024;
     c->em_pixel = 3.0;

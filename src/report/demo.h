@@ -47,7 +47,7 @@ typedef struct {
     size_t ssl_patterns;        /* patterns it trains on (3000; quick 1000) */
     double ssl_epochs;          /* epochs (4; quick 2; 0: skip) */
     /* phasing */
-    int phase_loops, phase_starts; /* recipe loops and random starts (10, 2; quick 4, 2) */
+    int phase_loops, phase_starts; /* recipe loops and random starts (10, 4; quick 4, 2) */
     /* cryo-EM */
     int em_micrographs;         /* full-physics micrographs (2; quick 1) */
     int em_size;                /* micrograph side, pixels (1024; quick 512) */
