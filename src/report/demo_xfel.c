@@ -210,7 +210,8 @@ static ew_status_t ssl_section(const ew_demo_config_t *c, ew_report_t *r, const 
     }
     ew_report_figure(r, path,
                      "Loss curve of the self-supervised model against the training step (Poisson negative "
-                     "log-likelihood per pixel, constants dropped; dimensionless).");
+                     "log-likelihood, constants dropped; dimensionless). It can rise early on: the coarse-to-fine "
+                     "schedule adds higher-resolution pixels to the loss as training goes.");
 done:
     ew_ssl_eval_free(&ev);
     ew_ssl_history_free(&hist);
