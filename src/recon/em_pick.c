@@ -163,6 +163,18 @@ ew_status_t ew_picker_train(ew_picker_t *pk, const ew_pick_mic_t *mics, size_t n
         }
         label_map(&mics[m], c->bin, bx[m], by[m], c->label_radius, lab[m]);
     }
+    if (pk->P.step == 0) {
+        /* prior initialisation of the output bias: logit of the label fraction (the network starts calibrated) */
+        double pos = 0.0, all = 0.0;
+        for (size_t m = 0; m < n_mics; m++)
+            for (size_t k = 0; k < (size_t)bx[m] * by[m]; k++) {
+                pos += lab[m][k];
+                all += 1.0;
+            }
+        double f = (pos + 1.0) / (all + 2.0);
+        const ew_seq_layer_t *last = &pk->S.L[pk->S.n_layers - 1];
+        ew_params_data(&pk->P, last->conv.ib)[0] = (float)log(f / (1.0 - f));
+    }
     ew_optim_t opt = ew_optim_default(EW_OPT_ADAMW);
     opt.weight_decay = c->weight_decay;
     double tail = 0.0;
