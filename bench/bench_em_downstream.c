@@ -7,11 +7,12 @@
  *
  * Structure: ../shared/data/pdb/2cex.pdb (waters, hydrogens, HETATM
  * dropped), pixel 2 A, box from its radius.
- * 1. recon: N (5000) particles boxed from full-physics micrographs (ice,
- *    Poisson counting noise at a high dose of 100 e/A^2, counting-detector
- *    MTF) with their exact poses and CTFs -> direct Fourier inversion:
- *    half-map FSC 0.143 resolution (bar: <= 2.5 pixels) and the FSC of the
- *    full map against the true potential.
+ * 1. recon: N (5000) particles boxed from (a) full-physics micrographs
+ *    (ice, Poisson counting noise at a high dose, --dose, 100 e/A^2,
+ *    counting-detector MTF) and (b) GenEM micrographs at SNR 10, with
+ *    their exact poses and CTFs -> direct Fourier inversion: half-map FSC
+ *    0.143 resolution (bar: <= 2.5 pixels) and the FSC of the full map
+ *    against the true potential.
  * 2. pose: projection matching (600-cell level 5 + local refinement)
  *    against the true map for particles of GenEM micrographs at SNR 10
  *    ("high") and 0.1 ("realistic"): median angular error after the
@@ -171,7 +172,7 @@ int main(int argc, char **argv)
     int json = 0;
     const char *only = NULL, *pdb = "../shared/data/pdb/2cex.pdb";
     size_t n_particles = 5000;
-    int enc_steps = 500;
+    int enc_steps = 300;
     double dose = 100.0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
@@ -208,38 +209,50 @@ int main(int argc, char **argv)
     int jl = snprintf(js, sizeof js, "{\"bench\":\"em_downstream\",\"pixel_A\":%.2f,\"box\":%d", pixel, box);
 
     if (!only || !strcmp(only, "recon")) {
-        ew_em_config_t c;
-        base_config(&c, 1024, pixel, 11);
-        c.dose = dose;
-        double t0 = ew_time_now();
-        dataset_t d;
-        make_dataset(&c, &s, 0, 1000, n_particles, box, 0, &d);
-        double tsim = ew_time_now() - t0;
-        ew_emrec_config_t rc;
-        ew_emrec_config_default(&rc);
-        rc.box = box;
-        rc.pixel = pixel;
-        ew_em_recon_t r;
-        if ((st = ew_em_reconstruct(&rc, d.imgs, d.v, d.count, &r)) != EW_OK) die(st, "reconstruct");
-        ew_shell_curve_t ft;
-        if ((st = ew_fsc_density(r.map, truth, box, pixel, 1.0, &ft)) != EW_OK) die(st, "fsc");
-        double rt = ew_curve_resolution(&ft, 0.5), rt143 = ew_curve_resolution(&ft, 0.143);
-        printf("\n1. reconstruction: %zu particles from %zu full-physics micrographs (1024^2, %g e/A^2), exact poses\n",
-               d.count, d.n_mics, dose);
-        printf("   simulate %.1f s, reconstruct (2 halves + full) %.1f s\n", tsim, r.seconds);
-        printf("   half-map FSC 0.143: %.2f A = %.2f pixels (bar <= 2.5, Nyquist 2.0)\n", r.res_0143,
-               r.res_0143 / pixel);
-        printf("   full map vs true potential: FSC 0.5 at %.2f A, 0.143 at %.2f A\n", rt, rt143);
-        printf("   shell  d(A)   FSC_half  FSC_true\n");
-        for (int j = 2; j < r.fsc.nshell; j += 2)
-            printf("   %3d  %6.2f   %6.3f    %6.3f\n", j, 1.0 / r.fsc.s[j], r.fsc.value[j], ft.value[j]);
-        jl += snprintf(js + jl, sizeof js - jl,
-                       ",\"recon_particles\":%zu,\"recon_res0143_A\":%.3f,\"recon_res0143_px\":%.3f,"
-                       "\"recon_true_fsc05_A\":%.3f,\"recon_seconds\":%.2f",
-                       d.count, r.res_0143, r.res_0143 / pixel, rt, r.seconds);
-        ew_shell_curve_free(&ft);
-        ew_em_recon_free(&r);
-        dataset_free(&d);
+        for (int mode = 0; mode < 2; mode++) {
+            ew_em_config_t c;
+            base_config(&c, 1024, pixel, 11);
+            const char *tag = mode == 0 ? "physics" : "genem";
+            if (mode == 0) {
+                c.dose = dose;
+            } else {
+                c.mode = EW_EM_GENEM;
+                c.snr = 10.0;
+            }
+            double t0 = ew_time_now();
+            dataset_t d;
+            make_dataset(&c, &s, 0, 1000, n_particles, box, 0, &d);
+            double tsim = ew_time_now() - t0;
+            ew_emrec_config_t rc;
+            ew_emrec_config_default(&rc);
+            rc.box = box;
+            rc.pixel = pixel;
+            ew_em_recon_t r;
+            if ((st = ew_em_reconstruct(&rc, d.imgs, d.v, d.count, &r)) != EW_OK) die(st, "reconstruct");
+            ew_shell_curve_t ft;
+            if ((st = ew_fsc_density(r.map, truth, box, pixel, 1.0, &ft)) != EW_OK) die(st, "fsc");
+            double rt = ew_curve_resolution(&ft, 0.5), rt143 = ew_curve_resolution(&ft, 0.143);
+            if (mode == 0)
+                printf("\n1a. reconstruction: %zu particles from %zu full-physics micrographs (1024^2, ice, %g e/A^2,"
+                       " counting MTF), exact poses\n", d.count, d.n_mics, dose);
+            else
+                printf("\n1b. reconstruction: %zu particles from %zu GenEM micrographs (1024^2, SNR 10), exact poses\n",
+                       d.count, d.n_mics);
+            printf("   simulate %.1f s, reconstruct (2 halves + full) %.1f s\n", tsim, r.seconds);
+            printf("   half-map FSC 0.143: %.2f A = %.2f pixels (bar <= 2.5, Nyquist 2.0)\n", r.res_0143,
+                   r.res_0143 / pixel);
+            printf("   full map vs true potential: FSC 0.5 at %.2f A, 0.143 at %.2f A\n", rt, rt143);
+            printf("   shell  d(A)   FSC_half  FSC_true\n");
+            for (int j = 2; j < r.fsc.nshell; j += 2)
+                printf("   %3d  %6.2f   %6.3f    %6.3f\n", j, 1.0 / r.fsc.s[j], r.fsc.value[j], ft.value[j]);
+            jl += snprintf(js + jl, sizeof js - jl,
+                           ",\"recon_%s_particles\":%zu,\"recon_%s_res0143_px\":%.3f,\"recon_%s_true_fsc05_A\":%.3f,"
+                           "\"recon_%s_seconds\":%.2f",
+                           tag, d.count, tag, r.res_0143 / pixel, tag, rt, tag, r.seconds);
+            ew_shell_curve_free(&ft);
+            ew_em_recon_free(&r);
+            dataset_free(&d);
+        }
     }
 
     if (!only || !strcmp(only, "pose")) {
@@ -297,7 +310,7 @@ int main(int argc, char **argv)
         ew_pick_config_t pc;
         ew_pick_config_default(&pc);
         pc.bin = 4;
-        if (g_quick) pc.steps = 150;
+        pc.steps = g_quick ? 150 : 400;
         double radius = 0.5 * model.radius / pixel;
         printf("\n3. picker (bin %d, %d layers x %d channels, %d steps); AUPRC matching within %.1f px\n", pc.bin,
                pc.layers, pc.width, pc.steps, radius);
