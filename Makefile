@@ -134,7 +134,7 @@ install: all
 	install -m 644 $(BUILD)/libewald.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libewald.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/ewald $(DESTDIR)$(PREFIX)/bin/
-	for h in $(HEADERS); do d=$(DESTDIR)$(PREFIX)/include/ewald/$$(dirname $${h#src/}); \
+	for h in $(filter-out src/cli/%,$(HEADERS)); do d=$(DESTDIR)$(PREFIX)/include/ewald/$$(dirname $${h#src/}); \
 	  install -d $$d && install -m 644 $$h $$d/; done
 	install -m 644 src/ewald.h $(DESTDIR)$(PREFIX)/include/ewald/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define EW_VERSION "\(.*\)"/\1/p' src/core/util.h)|' \

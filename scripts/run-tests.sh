@@ -4,6 +4,8 @@
 #   N passed, N failed, N skipped
 # A binary that crashes or exits non-zero without reporting a failure is
 # counted as one failed test. Exit status: 0 only if nothing failed.
+# Idle OpenMP threads sleep rather than spin: the suite may share the cores.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 dir=$1
 pattern=$2
 launcher=$3   # optional, e.g. "mpirun -np 2"

@@ -489,6 +489,20 @@ static void test_deterministic(void **state)
     assert_memory_equal(m1.clean, m2.clean, n * sizeof(float));
     assert_memory_equal(m1.mask, m2.mask, n);
     assert_true(memcmp(m1.micrograph, m3.micrograph, n * sizeof(float)) != 0);
+    /* on the 2x finer simulation grid, binned: centroids still at the coordinates */
+    assert_true(m1.n_particles >= 2);
+    double rad = ew_em_sim_model(sim, 0)->radius / c.pixel + 1.0;
+    for (size_t p = 0; p < m1.n_particles; p++) {
+        double cx = m1.particles[p].x / c.pixel, cy = m1.particles[p].y / c.pixel, w = 0, mx = 0, my = 0;
+        for (int y = 0; y < 160; y++)
+            for (int x = 0; x < 160; x++) {
+                if ((x - cx) * (x - cx) + (y - cy) * (y - cy) > rad * rad) continue;
+                double v = m1.projection[y * 160 + x];
+                w += v, mx += v * x, my += v * y;
+            }
+        assert_close(mx / w, cx, 0, 0.1);
+        assert_close(my / w, cy, 0, 0.1);
+    }
     /* the ice is there: thickness near 300 A, displaced nowhere below 0 */
     double t = 0;
     for (size_t i = 0; i < n; i++) t += m1.thickness[i];

@@ -237,6 +237,29 @@ static void check_volume_vs_direct(int n, int oversample)
     ew_atoms_free(&a);
 }
 
+/* The volume is bit-identical whatever the number of spreading threads. */
+static void test_volume_thread_independent(void **state)
+{
+    (void)state;
+    enum { NA = 200 };
+    float xyz[3 * NA];
+    uint8_t z[NA];
+    random_atoms(NA, 12.0, 8, xyz, z, NULL);
+    ew_atoms_t a;
+    assert_ok(ew_atoms_init(&a, NA, xyz, z, NULL, NULL, NULL, NULL));
+    ew_rvol_t v1, v2;
+    assert_ok(ew_rvol_alloc(&v1, 25, 0.01));
+    assert_ok(ew_rvol_alloc(&v2, 25, 0.01));
+    ew_scatter_volume_options_t o1 = {.threads = 1}, o3 = {.threads = 3};
+    assert_ok(ew_scatter_volume(&a, &v1, NULL, NULL, &o1));
+    assert_ok(ew_scatter_volume(&a, &v2, NULL, NULL, &o3));
+    assert_memory_equal(v1.data, v2.data, 25 * 25 * 25 * sizeof(float));
+    ew_scatter_volume_options_t bad = {.oversample = 7};
+    assert_int_equal(ew_scatter_volume(&a, &v1, NULL, NULL, &bad), EW_ERR_ARG);
+    ew_rvol_free(&v1), ew_rvol_free(&v2);
+    ew_atoms_free(&a);
+}
+
 static void test_volume_vs_direct_odd(void **state)
 {
     (void)state;
@@ -287,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_unknown_element),     cmocka_unit_test(test_two_atoms_fringes),
         cmocka_unit_test(test_uniform_sphere),      cmocka_unit_test(test_volume_vs_direct_odd),
         cmocka_unit_test(test_volume_vs_direct_even), cmocka_unit_test(test_debye),
+        cmocka_unit_test(test_volume_thread_independent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,14 +4,31 @@
 #include <stddef.h>
 
 int cmd_selftest(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_eval_orient(int argc, char **argv);
+int cmd_xfel_simulate(int argc, char **argv);
+int cmd_phase(int argc, char **argv);
+int cmd_xfel_emc(int argc, char **argv);
+int cmd_em_simulate(int argc, char **argv);
 
 const ew_area_t ew_areas[] = {
     {"xfel", "X-ray free-electron laser single-particle imaging"},
     {"em", "cryo-electron microscopy"},
+    {"eval", "evaluation against ground truth"},
     {NULL, NULL},
 };
 
 const ew_command_t ew_commands[] = {
+    {NULL, "info", cmd_info, "describe any supported file (structure, MRC, STAR, CXI, HDF5, EMC, npy, PNG...)"},
+    {NULL, "convert", cmd_convert, "convert CXI <-> Dragonfly .emc, MRC <-> HDF5 volumes, STAR <-> Topaz/.box"},
+    {NULL, "compare", cmd_compare, "align two volumes (rotation, hand) and measure their FSC resolution"},
+    {NULL, "phase", cmd_phase, "phase retrieval: 3D intensity -> electron density (ER/HIO/DM/RAAR, shrinkwrap)"},
     {NULL, "selftest", cmd_selftest, "check the build: RNG known answers, threads, libraries"},
+    {"xfel", "simulate", cmd_xfel_simulate, "simulate diffraction patterns of a structure (CXI, .emc, true volume)"},
+    {"xfel", "emc", cmd_xfel_emc, "reconstruct the 3D intensity from patterns by EMC (CXI or Dragonfly .emc)"},
+    {"em", "simulate", cmd_em_simulate, "simulate cryo-EM micrographs, particle stacks and STAR files"},
+    {"eval", "orientations", cmd_eval_orient, "orientation error of predicted against true quaternions"},
     {NULL, NULL, NULL, NULL},
 };

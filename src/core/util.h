@@ -56,6 +56,8 @@ void ew_progress_add(ew_progress_t *p, uint64_t n);
 void ew_progress_status(ew_progress_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Draw the final state with the total time, end the line and free. */
 void ew_progress_finish(ew_progress_t *p);
+/* Free without drawing (the work failed; its error says why). NULL is a no-op. */
+void ew_progress_abort(ew_progress_t *p);
 
 /* Atomic file output: write to "<path>.tmp.<pid>.<k>", then rename over path.
  * ew_atomic_open returns the temporary FILE* and its name (caller frees
@@ -64,6 +66,11 @@ void ew_progress_finish(ew_progress_t *p);
 ew_status_t ew_atomic_open(const char *path, FILE **fp, char **tmpname);
 ew_status_t ew_atomic_commit(FILE *fp, char *tmpname, const char *path);
 void ew_atomic_abort(FILE *fp, char *tmpname);
+
+/* Read a whole file into a malloc'd buffer (NUL-terminated one byte past
+ * *n_out, so text parsers may treat it as a string). The caller frees *out
+ * with free(). On error nothing is allocated and the message names the file. */
+ew_status_t ew_file_read_all(const char *path, char **out, size_t *n_out);
 
 /* A temporary name beside path, for writers that create files through
  * other libraries (HDF5, libpng): "<path>.tmp.<pid>.<k>", k counting the

@@ -38,12 +38,17 @@ typedef struct {
     int iw, ib; /* tensor indices (ib = -1: no bias) */
 } ew_conv_layer_t;
 
+/* Register "<name>.weight" (oc, c, k, k) and optionally "<name>.bias";
+ * errors from ew_params_add. */
 ew_status_t ew_conv_layer_add(ew_conv_layer_t *L, ew_params_t *P, const char *name, int c, int oc, int k,
                               int stride, int pad, ew_pad_mode_t pad_mode, int bias);
+/* Transposed conv: "<name>.weight" (c, oc, k, k), zero padding. */
 ew_status_t ew_convt_layer_add(ew_conv_layer_t *L, ew_params_t *P, const char *name, int c, int oc, int k,
                                int stride, int pad, int out_pad, int bias);
 /* The geometry for an input (n, c, h, w); EW_ERR_ARG if it does not fit. */
 ew_status_t ew_conv_layer_geom(const ew_conv_layer_t *L, int n, int h, int w, ew_conv2d_t *g);
+/* out = layer(x) for geometry g (from ew_conv_layer_geom); EW_ERR_NOMEM
+ * (naming the tensor) if scratch cannot be allocated. */
 ew_status_t ew_conv_layer_forward(const ew_conv_layer_t *L, const ew_params_t *P, float *out, const float *x,
                                   const ew_conv2d_t *g);
 /* dx may be NULL; weight/bias gradients go into P->grad. */
@@ -58,11 +63,14 @@ typedef struct {
     int iw, ib, irm, irv, inb;
 } ew_bn_layer_t;
 
+/* Register the five tensors; errors from ew_params_add. */
 ew_status_t ew_bn_layer_add(ew_bn_layer_t *L, ew_params_t *P, const char *name, int c);
 /* Training mode also updates the running statistics and the counter.
  * mean, rstd: caches of c floats for the backward pass. */
 void ew_bn_layer_forward(const ew_bn_layer_t *L, ew_params_t *P, float *out, float *mean, float *rstd,
                          const float *x, int n, int hw, int train);
+/* Adds dL/dx into dx (may be NULL) and weight/bias gradients into P->grad,
+ * for the mode (train) of the forward call whose caches are given. */
 void ew_bn_layer_backward(const ew_bn_layer_t *L, ew_params_t *P, float *dx, const float *dout, const float *x,
                           const float *mean, const float *rstd, int n, int hw, int train);
 
@@ -72,6 +80,8 @@ typedef struct {
     int iw, ib;
 } ew_linear_layer_t;
 
+/* Register the tensors (bias optional); errors from ew_params_add. Use
+ * ew_linear_forward/backward (conv.h) with the views. */
 ew_status_t ew_linear_layer_add(ew_linear_layer_t *L, ew_params_t *P, const char *name, int in, int out,
                                 int bias);
 
@@ -167,7 +177,8 @@ typedef struct {
     const float *x;
 } ew_mlp_t;
 
-/* SIREN(in, hidden, layers, out) with omega 30 for all sine layers. */
+/* SIREN(in, hidden, layers, out) with omega 30 for all sine layers and
+ * SIREN initialisation. */
 ew_mlp_config_t ew_siren_config(int in_dim, int hidden, int layers, int out_dim);
 
 /* Register "<prefix>layers.<i>.weight/bias", i = 0..layers. */
@@ -182,6 +193,7 @@ ew_status_t ew_mlp_forward(ew_mlp_t *M, const ew_params_t *P, const float *x, in
 /* Gradients of the last forward call added to P->grad (and dx if not NULL). */
 ew_status_t ew_mlp_backward(ew_mlp_t *M, ew_params_t *P, const float *dout, float *dx);
 
+/* Free the activations and layer list (NULL-safe). */
 void ew_mlp_free(ew_mlp_t *M);
 
 #endif

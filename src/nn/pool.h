@@ -24,6 +24,7 @@ typedef struct {
     int oh, ow; /* set by ew_pool2d_setup */
 } ew_pool2d_t;
 
+/* Fill oh, ow (see above); EW_ERR_ARG naming the geometry otherwise. */
 ew_status_t ew_pool2d_setup(ew_pool2d_t *d);
 
 #define EW_NN_POOL_DECL(T, SFX)                                                                    \

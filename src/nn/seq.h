@@ -107,6 +107,7 @@ ew_status_t ew_seq_forward(ew_seq_t *S, ew_params_t *P, const float *x, int n, i
                            const float **out, int *oc, int *oh, int *ow);
 ew_status_t ew_seq_backward(ew_seq_t *S, ew_params_t *P, const float *dout, float *dx);
 
+/* Free the activations and layer list (NULL-safe); tensors stay in P. */
 void ew_seq_free(ew_seq_t *S);
 
 #endif

@@ -183,14 +183,14 @@ void ew_detector_volume_grid(const ew_detector_t *d, int n_req, int *n, double *
 {
     const double smax = d->s_max_corner;
     if (n_req > 0) {
-        int m = n_req < 5 ? 5 : n_req;
+        int m = n_req < 7 ? 7 : n_req;
         if (m % 2 == 0) m++;
         *n = m;
-        *ds = smax / (m / 2 - 1);
+        *ds = smax / (m / 2 - 2);
         return;
     }
     double step = d->pixel_m / (d->distance_m * d->wavelength_a);
-    int c = (int)ceil(smax / step) + 1;
+    int c = (int)ceil(smax / step) + 2;
     if (c < 2) c = 2;
     *n = 2 * c + 1;
     *ds = step;

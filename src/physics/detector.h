@@ -91,6 +91,7 @@ ew_status_t ew_detector_init(ew_detector_t *d, const ew_detector_config_t *cfg);
 void ew_detector_geometry_shifted(const ew_detector_t *d, double dx, double dy, float *s, float *solid_angle,
                                   float *polarization);
 
+/* Free the arrays (d may be NULL); d is left empty. */
 void ew_detector_free(ew_detector_t *d);
 
 /* Count pixels with each mask code: counts[0..2]. */
@@ -98,9 +99,11 @@ void ew_detector_mask_counts(const ew_detector_t *d, size_t counts[3]);
 
 /* A reciprocal-volume grid (slice.h) that holds every pixel of the
  * detector at any orientation, with all trilinear corners inside: n odd
- * (>= 5) and ds such that s_max_corner <= (n/2 - 1) ds. If n_req > 0, n is
- * n_req (plus 1 if even) and ds follows; otherwise ds is the s step of one
- * pixel at the beam centre (pixel / (distance lambda)) and n follows. */
+ * (>= 5) and ds such that s_max_corner <= (n/2 - 2) ds (two voxels to spare,
+ * room for a beam-centre jitter of ~0.4 pixel rms). If n_req > 0, n is
+ * n_req (plus 1 if even; at least 7) and ds follows; otherwise ds is the s
+ * step of one pixel at the beam centre (pixel / (distance lambda)) and n
+ * follows. */
 void ew_detector_volume_grid(const ew_detector_t *d, int n_req, int *n, double *ds);
 
 #endif

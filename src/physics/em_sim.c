@@ -15,6 +15,10 @@
 #include "io/png.h"
 #include "io/star.h"
 
+/* Images smaller than this many pixels are processed by one thread (the
+ * fork/join would cost more than the loop). */
+#define PAR_MIN ((size_t)1 << 16)
+
 struct ew_em_sim {
     ew_em_config_t cfg;
     size_t n_models;
@@ -237,7 +241,8 @@ ew_status_t ew_em_sim_create(const ew_em_config_t *cfg, const ew_structure_t *st
         }
     }
     if (cfg->mode == EW_EM_FULL) {
-        s->wave_fwd = plan_c2c(s->sny, s->snx, FFTW_FORWARD, nthreads, flags);
+        s->wave_fwd = plan_c2c(s->sny, s->snx, FFTW_FORWARD,
+                               (size_t)s->snx * s->sny >= 4 * PAR_MIN ? nthreads : 1, flags);
         if (!s->wave_fwd) {
             st = ew_fail(EW_ERR_INTERNAL, "em simulate: FFTW could not plan %d x %d transforms", s->snx, s->sny);
             goto fail;
@@ -255,7 +260,7 @@ ew_status_t ew_em_sim_create(const ew_em_config_t *cfg, const ew_structure_t *st
         if (r && c) {
 #pragma omp critical(ew_fftw_planner)
             {
-                fftw_threads(nthreads);
+                fftw_threads(n >= 4 * PAR_MIN ? nthreads : 1);
                 s->det_fwd = fftwf_plan_dft_r2c_2d(cfg->ny, cfg->nx, r, c, flags);
                 s->det_bwd = fftwf_plan_dft_c2r_2d(cfg->ny, cfg->nx, c, r, flags);
             }
@@ -380,7 +385,7 @@ static double mtf_at(const ew_em_config_t *c, double fx, double fy)
 static void bin_image(const float *in, int snx, int os, float *out, int nx, int ny, double scale)
 {
     double w = scale / (os * os);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)nx * ny >= PAR_MIN)
     for (int y = 0; y < ny; y++)
         for (int x = 0; x < nx; x++) {
             double acc = 0.0;
@@ -428,7 +433,7 @@ static ew_status_t make_boxes(ew_em_sim_t *s, const ew_particle_t *pt, size_t n,
     if (!b->v || !b->d || (full && !b->u)) return EW_ERR_NOMEM;
     const double sigma = s->sigma, eta = s->eta, lam = s->lambda;
     const int grating = s->cfg.phase_grating;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if(n > 1)
     for (size_t p = 0; p < n; p++) {
         const ew_em_model_t *m = &s->models[pt[p].model];
         int bs = s->box[pt[p].model];
@@ -481,7 +486,7 @@ static void add_boxes(const ew_em_sim_t *s, const ew_particle_t *pt, size_t n, c
                       fftwf_complex *u)
 {
     int snx = s->snx, sny = s->sny;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)snx * sny >= PAR_MIN)
     for (int y = 0; y < sny; y++) {
         for (size_t p = 0; p < n; p++) {
             int bs = s->box[pt[p].model], j = y - b->oy[p];
@@ -549,7 +554,7 @@ static ew_status_t filter_image(const ew_em_sim_t *s, const optics_t *o, float *
         }
         for (int ix = 0; ix < nh; ix++) tx[ix] = (float)(mtf_at(c, ix / (double)nx, 0.0) * inv);
         for (int iy = 0; iy < ny; iy++) ty[iy] = (float)mtf_at(c, 0.0, (iy <= ny / 2 ? iy : iy - ny) / (double)ny);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)nh * ny >= PAR_MIN)
         for (int iy = 0; iy < ny; iy++)
             for (int ix = 0; ix < nh; ix++) {
                 float h = tx[ix] * ty[iy];
@@ -561,7 +566,7 @@ static ew_status_t filter_image(const ew_em_sim_t *s, const optics_t *o, float *
         fftwf_execute_dft_c2r(s->det_bwd, f, img);
         return EW_OK;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)nh * ny >= PAR_MIN)
     for (int iy = 0; iy < ny; iy++) {
         double fy = (iy <= ny / 2 ? iy : iy - ny) / (double)ny;
         for (int ix = 0; ix < nh; ix++) {
@@ -613,7 +618,7 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
     const double vbar = s->have_ice ? ew_ice_mean_potential(&c->ice) : 0.0, tmean = c->ice.thickness;
     const double sigma = s->sigma, eta = s->eta;
     const int grating = c->phase_grating;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(sn >= PAR_MIN)
     for (size_t i = 0; i < sn; i++) {
         double phi = 0.0;
         if (s->have_ice) {
@@ -638,7 +643,7 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
     optics_t op;
     optics_init(&op, &o->ctf, s->lambda);
     const double inv = 1.0 / (double)sn;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(sn >= PAR_MIN)
     for (int iy = 0; iy < sny; iy++) {
         double sy = freq(iy, sny, s->spx);
         for (int ix = 0; ix < snx; ix++) {
@@ -662,7 +667,7 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
     u[0][1] = -u[0][1];
     fftwf_execute_dft(s->wave_fwd, u, u);
     const double mfp = c->ice.inelastic_mfp;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(sn >= PAR_MIN)
     for (size_t i = 0; i < sn; i++) {
         double in = (double)u[i][0] * u[i][0] + (double)u[i][1] * u[i][1];
         if (s->have_ice && mfp > 0.0) in *= exp(-ts[i] / mfp);
@@ -679,7 +684,7 @@ static ew_status_t run_full(ew_em_sim_t *s, const boxes_t *bx, ew_em_micrograph_
         memcpy(o->clean, o->micrograph, n * sizeof(float));
     }
     const double q = c->dqe0;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= PAR_MIN)
     for (int y = 0; y < ny; y++) {
         ew_rng_t r;
         ew_rng_init(&r, c->seed, ew_rng_stream_id(EW_RNG_TAG_NOISE, ((uint64_t)o->index << 24) | (uint64_t)y));
@@ -704,7 +709,7 @@ static ew_status_t run_genem(ew_em_sim_t *s, ew_em_micrograph_t *o)
     optics_init(&op, &o->ctf, s->lambda);
     EW_TRY(filter_image(s, &op, o->clean, ctf_filter));
     double sum = 0.0, sum2 = 0.0;
-#pragma omp parallel for reduction(+ : sum, sum2) schedule(static)
+#pragma omp parallel for reduction(+ : sum, sum2) schedule(static) if(n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         sum += o->clean[i];
         sum2 += (double)o->clean[i] * o->clean[i];
@@ -712,7 +717,7 @@ static ew_status_t run_genem(ew_em_sim_t *s, ew_em_micrograph_t *o)
     double mean = sum / n, var = sum2 / n - mean * mean;
     o->noise_sd = sqrt((var > 0.0 ? var : 0.0) / c->snr);
     const double sd = o->noise_sd;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= PAR_MIN)
     for (int y = 0; y < ny; y++) {
         ew_rng_t r;
         ew_rng_init(&r, c->seed, ew_rng_stream_id(EW_RNG_TAG_NOISE, ((uint64_t)o->index << 24) | (uint64_t)y));

@@ -96,7 +96,7 @@ ew_status_t ew_ice_synth_init(ew_ice_synth_t *g, const ew_ice_params_t *p, int n
     }
     double smax = sqrt(0.5) / pixel * 1.001, ds = smax / NT;
     for (int i = 0; i <= NT + 1; i++) tab[i] = ew_ice_psd(p, i * ds);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)nx * ny >= ((size_t)1 << 16))
     for (int iy = 0; iy < ny; iy++) {
         int ky = iy <= ny / 2 ? iy : iy - ny;
         double sy = ky / (ny * pixel);
@@ -120,7 +120,7 @@ void ew_ice_synth_field(ew_ice_synth_t *g, uint64_t seed, uint64_t stream0, floa
 {
     int nx = g->nx, ny = g->ny, nh = nx / 2 + 1;
     const double rs2 = sqrt(0.5);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)nx * ny >= ((size_t)1 << 16))
     for (int iy = 0; iy < ny; iy++) {
         ew_rng_t r;
         ew_rng_init(&r, seed, stream0 + (uint64_t)iy);
@@ -189,7 +189,7 @@ ew_status_t ew_ice_thickness_field(const ew_ice_params_t *p, int nx, int ny, dou
         }
         if (!(sum > 0.0)) return ew_fail(EW_ERR_ARG, "ice weight map is all zero");
         double scale = p->thickness * (double)wnx * wny / sum;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)nx * ny >= ((size_t)1 << 16))
         for (int iy = 0; iy < ny; iy++) {
             double v = (iy + 0.5) * wny / ny - 0.5;
             int y0 = (int)floor(v);
@@ -231,7 +231,7 @@ ew_status_t ew_ice_thickness_field(const ew_ice_params_t *p, int nx, int ny, dou
         cw[5 * ix + 4] = 1.0 / sqrt(vx);
     }
     int fail = 0;
-#pragma omp parallel
+#pragma omp parallel if((size_t)nx * ny >= ((size_t)1 << 16))
     {
         double *row = ew_alloc_array((size_t)kx, sizeof(double));
         if (!row) {

@@ -177,8 +177,7 @@ ew_status_t ew_scatter_direct(const ew_atoms_t *a, const float *s, size_t npts, 
     EW_ASSERT(a != NULL && (npts == 0 || (s != NULL && F != NULL)));
     const size_t n = a->n;
     int nthreads = omp_get_max_threads();
-    size_t per;
-    EW_TRY(ew_size_mul(n + 1, 1 + (size_t)a->n_species, &per));
+    const size_t per = n + (size_t)a->n_species + 8; /* amplitudes, then species form factors */
     double *scratch = ew_alloc_array((size_t)nthreads * per, sizeof(double));
     if (!scratch) return ew_fail(EW_ERR_NOMEM, "direct structure factors: no scratch for %zu atoms", n);
     const double *xyz = a->xyz;
@@ -274,6 +273,7 @@ static int good_fft_size(int n)
 }
 
 static int fftw_threads_ready;
+enum { EW_SCATTER_FFT_THREADS = 4 };
 
 ew_status_t ew_scatter_volume(const ew_atoms_t *a, ew_rvol_t *I, float *F_re, float *F_im,
                               const ew_scatter_volume_options_t *opts)
@@ -383,7 +383,9 @@ ew_status_t ew_scatter_volume(const ew_atoms_t *a, ew_rvol_t *I, float *F_re, fl
 #pragma omp critical(ew_fftw_planner)
     {
         if (!fftw_threads_ready) fftw_threads_ready = fftw_init_threads() ? 1 : -1;
-        if (fftw_threads_ready > 0) fftw_plan_with_nthreads(nthreads);
+        /* a fixed thread count: the plan, and so every rounding, is the same
+         * on every machine and for every OpenMP setting */
+        if (fftw_threads_ready > 0) fftw_plan_with_nthreads(EW_SCATTER_FFT_THREADS);
         plan = fftw_plan_dft_r2c_3d(N, N, N, grid, (fftw_complex *)grid, FFTW_ESTIMATE);
     }
     if (!plan) {

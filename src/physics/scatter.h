@@ -69,6 +69,7 @@ void ew_atoms_center(ew_atoms_t *a);
 /* Largest distance of an atom from the origin, Angstrom. */
 double ew_atoms_radius(const ew_atoms_t *a);
 
+/* Free the arrays (a may be NULL); a is left empty. */
 void ew_atoms_free(ew_atoms_t *a);
 
 /* Exact F at npts points s (npts, 3), 1/Angstrom: F[2k] = Re, F[2k+1] = Im
@@ -82,7 +83,8 @@ ew_status_t ew_scatter_direct_intensity(const ew_atoms_t *a, const float *s, siz
 typedef struct {
     int oversample;   /* FFT grid >= oversample * n points per axis (default 0 -> 2; 2..4) */
     double tol;       /* truncation / aliasing level relative to the peak (default 0 -> 1e-8) */
-    int threads;      /* FFT and spreading threads (0: OpenMP's default) */
+    int threads;      /* spreading threads (0: OpenMP's default); the FFT always runs as 4
+                         threads, so the result is bit-identical for any thread count */
 } ew_scatter_volume_options_t;
 
 /* Fill the volume I (allocated by the caller with ew_rvol_alloc: n, ds)
