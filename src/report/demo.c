@@ -169,7 +169,7 @@ static void summary(ew_report_t *r, const ew_demo_config_t *c, const ew_demo_res
                 res->cut_psd_simulated, res->cut_psd_translated);
         else
             ROW("noise translation", "%s", "not run");
-        ROW("picking, cryo-EM reconstruction", "%s", res->pick_run && res->emrecon_run ? "run" : "not in this build");
+        ROW("picking, cryo-EM reconstruction", "%s", res->pick_run && res->emrecon_run ? "run" : "not run by the demo yet");
     }
 #undef ROW
     const char *hdr[2] = {"figure", "value"};

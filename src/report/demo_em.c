@@ -326,13 +326,13 @@ ew_status_t ew_demo_em(const ew_demo_config_t *c, ew_report_t *r, ew_demo_result
     if (st != EW_OK) goto done;
     ew_report_section(r, "em-pick", "Cryo-EM: particle picking");
     ew_report_note(r, "skip",
-                   "The particle picker is not in this build; the circles on the micrograph above are the true "
-                   "positions, which a picker's output will be scored against (AUPRC).");
+                   "The demo does not run the particle picker (recon/em_pick.h) yet; the circles on the "
+                   "micrographs above are the true positions, which a picker's output is scored against (AUPRC).");
     res->pick_run = 0;
     ew_report_section(r, "em-recon", "Cryo-EM: 3D reconstruction");
     ew_report_note(r, "skip",
-                   "Pose estimation and cryo-EM 3D reconstruction are not in this build, so there is no map or "
-                   "FSC for the cryo-EM half yet.");
+                   "The demo does not run pose estimation and cryo-EM 3D reconstruction (recon/em_pose.h, "
+                   "recon/em_recon.h) yet, so there is no map or FSC for the cryo-EM half.");
     res->emrecon_run = 0;
 
 done:
