@@ -202,6 +202,39 @@ static void test_writer_errors(void **state)
     assert_int_equal(ew_safetensors_read(ew_test_tmpfile("absent.safetensors"), &st), EW_ERR_IO);
 }
 
+/* Reading a float tensor as int64: integers convert, a value outside the
+ * int64 range or with a fraction is an error, not undefined behaviour
+ * (regression: found by fuzz_safetensors). */
+static void test_i64_from_float(void **state)
+{
+    (void)state;
+    const char *hdr = "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}}";
+    size_t hl = strlen(hdr);
+    unsigned char buf[256];
+    memset(buf, 0, sizeof buf);
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hl >> (8 * i));
+    memcpy(buf + 8, hdr, hl);
+    float v[3] = {3.0f, -7.0f, 42.0f};
+    memcpy(buf + 8 + hl, v, sizeof v);
+    ew_safetensors_t st;
+    int64_t out[3];
+    assert_ok(ew_safetensors_parse(buf, 8 + hl + sizeof v, "mem", &st));
+    assert_ok(ew_safetensors_get_i64(&st, "a", out, 3));
+    assert_int_equal(out[0], 3);
+    assert_int_equal(out[1], -7);
+    assert_int_equal(out[2], 42);
+    ew_safetensors_free(&st);
+    const float bad[2] = {7.0975e22f, 2.5f};
+    for (int k = 0; k < 2; k++) {
+        v[1] = bad[k];
+        memcpy(buf + 8 + hl, v, sizeof v);
+        assert_ok(ew_safetensors_parse(buf, 8 + hl + sizeof v, "mem", &st));
+        assert_int_equal(ew_safetensors_get_i64(&st, "a", out, 3), EW_ERR_FORMAT);
+        assert_non_null(strstr(ew_error_message(), "element 1"));
+        ew_safetensors_free(&st);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_hand_built),
         cmocka_unit_test(test_truncation_and_flips),
         cmocka_unit_test(test_writer_errors),
+        cmocka_unit_test(test_i64_from_float),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -325,7 +325,15 @@ ew_status_t ew_safetensors_get_i64(const ew_safetensors_t *st, const char *name,
         memcpy(out, st->data + t->begin, count * 8);
         return EW_OK;
     }
-    for (size_t i = 0; i < count; i++) out[i] = (int64_t)elem(st, t, i);
+    for (size_t i = 0; i < count; i++) {
+        double v = elem(st, t, i);
+        /* Converting a non-integer or out-of-range float is undefined
+         * behaviour: refuse it (found by fuzz_safetensors). */
+        if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0) || v != floor(v))
+            return ew_fail(EW_ERR_FORMAT, "%s: tensor %s element %zu = %g is not a 64-bit integer", st->label, name,
+                           i, v);
+        out[i] = (int64_t)v;
+    }
     return EW_OK;
 }
 
