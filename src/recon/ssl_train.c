@@ -1,0 +1,713 @@
+/* ewald recon: training, inference and evaluation of the self-supervised
+ * XFEL model (ssl.h). */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "eval/align.h"
+#include "eval/fsc.h"
+#include "eval/orient.h"
+#include "io/png.h"
+#include "nn/checkpoint.h"
+#include "nn/dist.h"
+#include "nn/optim.h"
+#include "physics/detector.h"
+#include "recon/ssl.h"
+#include "recon/ssl_impl.h"
+#include "recon/ssl_kernels.h"
+
+void ew_ssl_history_free(ew_ssl_history_t *h)
+{
+    if (!h) return;
+    ew_free(h->log);
+    memset(h, 0, sizeof *h);
+}
+
+static ew_status_t check_data(const ew_ssl_model_t *m, const ew_ssl_data_t *d)
+{
+    if (!d->data) return ew_fail(EW_ERR_ARG, "ssl: dataset has no patterns");
+    if (d->nx != m->nx || d->ny != m->ny)
+        return ew_fail(EW_ERR_ARG, "ssl: dataset detector %dx%d differs from the model's %dx%d", d->nx, d->ny, m->nx,
+                       m->ny);
+    return EW_OK;
+}
+
+/* Good pixels with |s| <= cut (pixels are sorted by |s|). */
+static size_t pixels_within(const ew_ssl_model_t *m, double cut)
+{
+    size_t lo = 0, hi = m->npix_good;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->pix_s[mid] <= cut)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Work buffers of one step. */
+typedef struct {
+    int B;           /* local batch */
+    float *counts;   /* (B, npix) photons used as the target */
+    float *xlog;     /* (B, npix) log(c I + 1) */
+    uint8_t *occl;   /* (B, npix) occluded pixels of the encoder input */
+    float *encin;    /* (B, es^2) */
+    float *dd6;      /* (B, 6) */
+    float *dh;       /* (B) */
+    double *lossb;   /* (B) */
+    float *dgt;      /* (threads, gn^3) private grid gradients */
+    int nthr;
+    /* SIREN per pixel */
+    float *xin, *dout, *dx;
+} work_t;
+
+static void work_free(work_t *w)
+{
+    ew_free(w->counts);
+    ew_free(w->xlog);
+    ew_free(w->occl);
+    ew_free(w->encin);
+    ew_free(w->dd6);
+    ew_free(w->dh);
+    ew_free(w->lossb);
+    ew_free(w->dgt);
+    ew_free(w->xin);
+    ew_free(w->dout);
+    ew_free(w->dx);
+    memset(w, 0, sizeof *w);
+}
+
+static ew_status_t work_alloc(work_t *w, const ew_ssl_model_t *m, int B)
+{
+    memset(w, 0, sizeof *w);
+    w->B = B;
+    w->nthr = omp_get_max_threads();
+    size_t N = (size_t)m->gn * m->gn * m->gn;
+    w->counts = ew_alloc_array((size_t)B * m->npix, sizeof(float));
+    w->xlog = ew_alloc_array((size_t)B * m->npix, sizeof(float));
+    w->occl = ew_calloc_array((size_t)B * m->npix, 1);
+    w->encin = ew_alloc_array((size_t)B * m->es * m->es, sizeof(float));
+    w->dd6 = ew_alloc_array((size_t)B * 6, sizeof(float));
+    w->dh = ew_alloc_array((size_t)B, sizeof(float));
+    w->lossb = ew_alloc_array((size_t)B, sizeof(double));
+    w->dgt = ew_alloc_array((size_t)w->nthr * N, sizeof(float));
+    int ok = w->counts && w->xlog && w->occl && w->encin && w->dd6 && w->dh && w->lossb && w->dgt;
+    if (m->cfg.decoder == EW_SSL_DEC_SIREN_PIXEL) {
+        w->xin = ew_alloc_array(6 * m->npix_good, sizeof(float));
+        w->dout = ew_alloc_array(2 * m->npix_good, sizeof(float));
+        w->dx = ew_alloc_array(6 * m->npix_good, sizeof(float));
+        ok = ok && w->xin && w->dout && w->dx;
+    }
+    if (!ok) {
+        work_free(w);
+        return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the work buffers (batch %d)", B);
+    }
+    return EW_OK;
+}
+
+/* Per-pattern recorded photon totals over good pixels (the measured
+ * fluence distribution for the augmentation). */
+static ew_status_t measured_totals(const ew_ssl_model_t *m, const ew_ssl_data_t *d, double **out)
+{
+    double *t = ew_alloc_array(d->n, sizeof(double));
+    if (!t) return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for %zu pattern totals", d->n);
+    double mean = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : mean)
+    for (size_t i = 0; i < d->n; i++) {
+        const float *x = d->data + i * m->npix;
+        double s = 0.0;
+        for (size_t q = 0; q < m->npix_good; q++) s += x[m->pix[q]] > 0 ? x[m->pix[q]] : 0.0;
+        t[i] = s;
+        mean += s;
+    }
+    (void)mean;
+    *out = t;
+    return EW_OK;
+}
+
+/* Fill the work buffers for pattern item (dataset index i) at global batch
+ * position j of step `step`. */
+static void prepare_pattern(const ew_ssl_model_t *m, const ew_ssl_data_t *d, const double *totals, size_t i,
+                            int64_t step, int j, int b, work_t *w)
+{
+    const ew_ssl_config_t *c = &m->cfg;
+    size_t npix = m->npix;
+    float *cnt = w->counts + (size_t)b * npix;
+    float *xl = w->xlog + (size_t)b * npix;
+    uint8_t *oc = w->occl + (size_t)b * npix;
+    ew_rng_t r;
+    ew_rng_init(&r, c->seed, ew_rng_stream_id(EW_RNG_TAG_AUGMENT, (uint64_t)step * (uint64_t)c->batch + (uint64_t)j));
+    int aug = c->augment && d->expected;
+    if (aug) {
+        const float *e = d->expected + i * npix;
+        double te = 0.0;
+        for (size_t q = 0; q < m->npix_good; q++) te += e[m->pix[q]];
+        /* rescale the noise-free pattern to the photon total of a random
+         * measured pattern (the measured fluence distribution) */
+        size_t pick = (size_t)ew_rng_below(&r, d->n);
+        double rel = te > 0 ? totals[pick] / te : 1.0;
+        for (size_t p = 0; p < npix; p++) {
+            if (m->mask[p] == EW_MASK_BAD) {
+                cnt[p] = 0.0f;
+                continue;
+            }
+            double lam = (double)e[p] * rel;
+            double v = lam > 0 ? (double)ew_rng_poisson(&r, lam) : 0.0;
+            if (c->aug_sigma > 0) v += c->aug_sigma * ew_rng_normal(&r);
+            cnt[p] = v > 0 ? (float)v : 0.0f;
+        }
+    } else {
+        const float *x = d->data + i * npix;
+        for (size_t p = 0; p < npix; p++) cnt[p] = (m->mask[p] == EW_MASK_BAD || !(x[p] > 0)) ? 0.0f : x[p];
+    }
+    for (size_t p = 0; p < npix; p++) xl[p] = log1pf((float)m->c * cnt[p]);
+    memset(oc, 0, npix);
+    int npatch = aug ? c->aug_patches : 0;
+    double fac = (double)m->nx / 128.0;
+    for (int k = 0; k < npatch; k++) {
+        int side = (int)lround((4 + (int)ew_rng_below(&r, 3)) * fac);
+        if (side < 1) side = 1;
+        int x0 = (int)ew_rng_below(&r, (uint64_t)(m->nx - side + 1));
+        int y0 = (int)ew_rng_below(&r, (uint64_t)(m->ny - side + 1));
+        for (int y = y0; y < y0 + side; y++) memset(oc + (size_t)y * m->nx + x0, 1, (size_t)side);
+    }
+    ew_ssl_encoder_input(m, cnt, npatch ? oc : NULL, w->encin + (size_t)b * m->es * m->es);
+}
+
+/* Loss of the SIREN-per-pixel decoder for one pattern (fused forward and
+ * backward). */
+static ew_status_t pattern_siren(ew_ssl_model_t *m, work_t *w, int b, const double R[9], double sc, size_t np,
+                                 double wgt, double *loss, double dR[9], double *dm)
+{
+    const float *x = w->xlog + (size_t)b * m->npix, *cnt = w->counts + (size_t)b * m->npix;
+    double a = EW_PI / m->s_max_corner;
+    for (size_t q = 0; q < np; q++) {
+        const float *sp = m->s + 3 * (size_t)m->pix[q];
+        for (int k = 0; k < 3; k++) {
+            double u = R[k] * sp[0] + R[3 + k] * sp[1] + R[6 + k] * sp[2];
+            w->xin[3 * q + k] = (float)(u * a);
+            w->xin[3 * (np + q) + k] = (float)(-u * a);
+        }
+    }
+    const float *o;
+    EW_TRY(ew_mlp_forward(&m->mlp, &m->P, w->xin, (int)(2 * np), &o));
+    double L = 0.0, gm = 0.0;
+    for (size_t q = 0; q < np; q++) {
+        int p = m->pix[q];
+        double df, dmp;
+        L += wgt * ew_ssl_render_pixel(m->cfg.loss == EW_SSL_LOSS_POISSON, (double)o[q] + o[np + q], sc, m->k[p],
+                                       x[p], cnt[p], m->c, &df, &dmp);
+        gm += wgt * dmp;
+        w->dout[q] = w->dout[np + q] = (float)(wgt * df);
+    }
+    memset(w->dx, 0, 6 * np * sizeof(float));
+    EW_TRY(ew_mlp_backward(&m->mlp, &m->P, w->dout, w->dx));
+    double gR[9] = {0};
+    for (size_t q = 0; q < np; q++) {
+        const float *sp = m->s + 3 * (size_t)m->pix[q];
+        for (int k = 0; k < 3; k++) {
+            double du = ((double)w->dx[3 * q + k] - w->dx[3 * (np + q) + k]) * a;
+            for (int j = 0; j < 3; j++) gR[3 * j + k] += du * sp[j];
+        }
+    }
+    memcpy(dR, gR, sizeof gR);
+    *loss = L;
+    *dm = gm;
+    return EW_OK;
+}
+
+/* One training step on the local batch already prepared in w: forward,
+ * backward (gradients added into m->P.grad, which the caller zeroed).
+ * Returns the local mean loss in *loss. */
+static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, double *loss)
+{
+    int B = w->B, es = m->es;
+    const float *d6o, *ho = NULL;
+    EW_TRY(ew_resnet_forward(&m->enc, &m->P, w->encin, B, es, es, 1, &d6o));
+    if (m->has_senc) EW_TRY(ew_resnet_forward(&m->senc, &m->P, w->encin, B, es, es, 1, &ho));
+    int poisson = m->cfg.loss == EW_SSL_LOSS_POISSON;
+    double wgt = 1.0 / ((double)np * B);
+    int n = m->gn;
+    size_t N = (size_t)n * n * n;
+    double L = 0.0;
+    if (m->cfg.decoder == EW_SSL_DEC_SIREN_PIXEL) {
+        for (int b = 0; b < B; b++) {
+            double d6[6], R[9], dR[9], dm, dmdh = 0, sc = 1.0, lb;
+            for (int k = 0; k < 6; k++) d6[k] = d6o[6 * b + k];
+            ew_rot6d_to_mat(d6, R);
+            if (ho) sc = ew_ssl_scale_of(ho[b], &dmdh);
+            EW_TRY(pattern_siren(m, w, b, R, sc, np, wgt, &lb, dR, &dm));
+            double dd[6];
+            ew_ssl_rot6d_backward(d6, dR, dd);
+            for (int k = 0; k < 6; k++) w->dd6[6 * b + k] = (float)dd[k];
+            w->dh[b] = (float)(dm * dmdh);
+            L += lb;
+        }
+    } else {
+        EW_TRY(ew_ssl_decoder_grid(m));
+        const float *G = m->G;
+#pragma omp parallel num_threads(w->nthr)
+        {
+            int t = omp_get_thread_num();
+            float *dg = w->dgt + (size_t)t * N;
+            memset(dg, 0, N * sizeof(float));
+#pragma omp for schedule(static)
+            for (int b = 0; b < B; b++) {
+                double d6[6], R[9], dR[9], dm, dmdh = 0, sc = 1.0;
+                for (int k = 0; k < 6; k++) d6[k] = d6o[6 * b + k];
+                ew_rot6d_to_mat(d6, R);
+                if (ho) sc = ew_ssl_scale_of(ho[b], &dmdh);
+                w->lossb[b] = ew_ssl_pattern_grid(G, n, m->ds, R, m->s, m->pix, np, w->xlog + (size_t)b * m->npix,
+                                                  w->counts + (size_t)b * m->npix, m->k, sc, m->c, poisson, wgt, dg,
+                                                  dR, &dm);
+                double dd[6];
+                ew_ssl_rot6d_backward(d6, dR, dd);
+                for (int k = 0; k < 6; k++) w->dd6[6 * b + k] = (float)dd[k];
+                w->dh[b] = (float)(dm * dmdh);
+            }
+        }
+        for (int b = 0; b < B; b++) L += w->lossb[b];
+        /* sum the private grids in thread order (deterministic) */
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < N; i++) {
+            float s = 0.0f;
+            for (int t = 0; t < w->nthr; t++) s += w->dgt[(size_t)t * N + i];
+            m->dG[i] = s;
+        }
+        L += ew_ssl_smooth(m->G, n, m->cfg.smooth, m->dG);
+        EW_TRY(ew_ssl_decoder_grid_backward(m));
+    }
+    EW_TRY(ew_resnet_backward(&m->enc, &m->P, w->dd6, NULL));
+    if (m->has_senc) EW_TRY(ew_resnet_backward(&m->senc, &m->P, w->dh, NULL));
+    *loss = L;
+    return EW_OK;
+}
+
+ew_status_t ew_ssl_loss_grad(ew_ssl_model_t *m, const ew_ssl_data_t *d, const size_t *items, int count,
+                             int64_t step, double *loss)
+{
+    EW_TRY(check_data(m, d));
+    work_t w;
+    double *totals = NULL;
+    EW_TRY(work_alloc(&w, m, count));
+    ew_status_t st = measured_totals(m, d, &totals);
+    if (st == EW_OK) {
+        for (int b = 0; b < count; b++) prepare_pattern(m, d, totals, items[b], step, b, b, &w);
+        ew_params_zero_grad(&m->P);
+        st = step_grads(m, &w, m->npix_good, loss);
+    }
+    ew_free(totals);
+    work_free(&w);
+    return st;
+}
+
+/* The initial decoder: the spherically averaged data (so the model starts
+ * with the right radial profile and no orientation preference). */
+static ew_status_t init_decoder(ew_ssl_model_t *m, const ew_ssl_data_t *d)
+{
+    enum { NB = 96 };
+    double sum[NB] = {0}, cnt[NB] = {0};
+    size_t nuse = d->n < 2000 ? d->n : 2000;
+    double smax = m->s_max_corner * 1.0001;
+    int poisson = m->cfg.loss == EW_SSL_LOSS_POISSON;
+    for (size_t i = 0; i < nuse; i++) {
+        const float *x = d->data + i * m->npix;
+        for (size_t q = 0; q < m->npix_good; q++) {
+            int p = m->pix[q];
+            int b = (int)(m->pix_s[q] / smax * NB);
+            if (b >= NB) b = NB - 1;
+            double v = x[p] > 0 ? x[p] : 0.0;
+            sum[b] += poisson ? v / m->k[p] : log1p(m->c * v);
+            cnt[b] += 1.0;
+        }
+    }
+    double prof[NB];
+    double last = 0.0;
+    for (int b = 0; b < NB; b++) {
+        if (cnt[b] > 0) last = sum[b] / cnt[b];
+        prof[b] = last;
+        /* f = log(1 + a): a = exp(E x) - 1 (MSE) or c E[I] (Poisson) */
+        prof[b] = poisson ? log1p(m->c * prof[b]) : prof[b];
+    }
+    for (int b = 0; b < NB; b++)
+        if (cnt[b] == 0 && b > 0) prof[b] = prof[b - 1];
+    if (m->cfg.decoder == EW_SSL_DEC_GRID) {
+        int n = m->gn, c = n / 2;
+        float *v = ew_params_data(&m->P, m->i_grid);
+        for (int z = 0; z < n; z++)
+            for (int y = 0; y < n; y++)
+                for (int x = 0; x < n; x++) {
+                    double r = sqrt((double)(x - c) * (x - c) + (double)(y - c) * (y - c) + (double)(z - c) * (z - c)) *
+                               m->ds;
+                    double fb = r / smax * NB - 0.5;
+                    int b0 = (int)floor(fb);
+                    double t = fb - b0;
+                    if (b0 < 0) {
+                        b0 = 0;
+                        t = 0;
+                    }
+                    if (b0 >= NB - 1) {
+                        b0 = NB - 2;
+                        t = 1;
+                    }
+                    double f = prof[b0] + t * (prof[b0 + 1] - prof[b0]);
+                    v[((size_t)z * n + y) * n + x] = (float)(f / m->grid_k);
+                }
+    } else {
+        /* SIREN decoders: the output bias at half the mean value (f = g(s) + g(-s)) */
+        double mean = 0.0;
+        for (int b = 0; b < NB; b++) mean += prof[b];
+        mean /= NB;
+        int ib = m->mlp.L[m->mlp.cfg.layers].ib;
+        if (ib >= 0) ew_params_data(&m->P, ib)[0] = (float)(0.5 * mean);
+    }
+    return EW_OK;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat sb;
+    return path && stat(path, &sb) == 0;
+}
+
+ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_history_t *hist)
+{
+    const ew_ssl_config_t *c = &m->cfg;
+    if (hist) memset(hist, 0, sizeof *hist);
+    EW_TRY(check_data(m, d));
+    int nr = ew_dist_size(), rank = ew_dist_rank();
+    if (c->batch % nr != 0)
+        return ew_fail(EW_ERR_ARG, "ssl: batch = %d is not a multiple of the %d MPI ranks", c->batch, nr);
+    if (d->n < (size_t)c->batch)
+        return ew_fail(EW_ERR_ARG, "ssl: %zu patterns are fewer than one batch (%d)", d->n, c->batch);
+    int B = c->batch / nr;
+    int64_t spe = (int64_t)(d->n / (size_t)c->batch);
+    int64_t total = (int64_t)ceil(c->epochs * (double)spe);
+    if (total < 1) total = 1;
+    int64_t warm = (int64_t)(c->warmup_frac * (double)total);
+    if (warm < 1) warm = 1;
+    const char *ckpt = c->ckpt_path;
+    double t0 = ew_time_now();
+    ew_status_t st = EW_OK;
+    work_t w;
+    double *totals = NULL;
+    size_t *perm = NULL;
+    int64_t perm_epoch = -1;
+    ew_progress_t *pb = NULL;
+    size_t nlog_cap = 0;
+    int64_t steps_here = 0;
+    EW_TRY(work_alloc(&w, m, B));
+    if ((st = measured_totals(m, d, &totals)) != EW_OK) goto done;
+    perm = ew_alloc_array(d->n, sizeof(size_t));
+    if (!perm) {
+        st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the permutation");
+        goto done;
+    }
+    if (ckpt && c->resume && file_exists(ckpt)) {
+        if ((st = ew_checkpoint_load(ckpt, &m->P, 1)) != EW_OK) goto done;
+        ew_info("ssl: resumed from %s at step %lld", ckpt, (long long)m->P.step);
+    } else if (m->P.step == 0 && !m->decoder_set) {
+        if ((st = init_decoder(m, d)) != EW_OK) goto done;
+    }
+    if ((st = ew_dist_broadcast_params(&m->P)) != EW_OK) goto done;
+    ew_optim_t opt = ew_optim_default(EW_OPT_ADAMW);
+    opt.weight_decay = c->weight_decay;
+    int64_t stop = total;
+    if (c->max_steps > 0 && c->max_steps < stop) stop = c->max_steps;
+    if (c->progress && rank == 0 && m->P.step < stop) pb = ew_progress_start("ssl train", (uint64_t)(stop - m->P.step));
+    double s_edge = m->s_max_edge, s_corner = m->s_max_corner;
+    double tl = ew_time_now();
+    while (m->P.step < stop) {
+        int64_t step = m->P.step;
+        int64_t epoch = step / spe;
+        if (epoch != perm_epoch) {
+            ew_rng_t r;
+            ew_rng_init(&r, c->seed, ew_rng_stream_id(EW_RNG_TAG_BATCH, (uint64_t)epoch));
+            for (size_t i = 0; i < d->n; i++) perm[i] = i;
+            for (size_t i = d->n - 1; i > 0; i--) {
+                size_t j = (size_t)ew_rng_below(&r, i + 1);
+                size_t t = perm[i];
+                perm[i] = perm[j];
+                perm[j] = t;
+            }
+            perm_epoch = epoch;
+        }
+        size_t base = (size_t)(step % spe) * (size_t)c->batch;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int b = 0; b < B; b++) {
+            int j = rank * B + b;
+            prepare_pattern(m, d, totals, perm[base + (size_t)j], step, j, b, &w);
+        }
+        /* coarse-to-fine pixel cut */
+        size_t np = m->npix_good;
+        if (c->c2f_start < 1.0) {
+            double fr = c->c2f_frac > 0 ? (double)step / (c->c2f_frac * (double)total) : 1.0;
+            if (fr > 1.0) fr = 1.0;
+            double cut = c->c2f_start * s_edge + fr * (s_corner - c->c2f_start * s_edge);
+            np = pixels_within(m, cut);
+            if (np < 16) np = m->npix_good < 16 ? m->npix_good : 16;
+        }
+        ew_params_zero_grad(&m->P);
+        double loss;
+        if ((st = step_grads(m, &w, np, &loss)) != EW_OK) goto done;
+        if ((st = ew_dist_allreduce_grads(&m->P)) != EW_OK) goto done;
+        if (c->freeze_decoder) {
+            if (m->i_grid >= 0) memset(ew_params_grad(&m->P, m->i_grid), 0, (size_t)m->gn * m->gn * m->gn * sizeof(float));
+            if (m->has_mlp)
+                for (int l = 0; l <= m->mlp.cfg.layers; l++) {
+                    int iw = m->mlp.L[l].iw, ib = m->mlp.L[l].ib;
+                    memset(ew_params_grad(&m->P, iw), 0, m->P.p[iw].count * sizeof(float));
+                    if (ib >= 0) memset(ew_params_grad(&m->P, ib), 0, m->P.p[ib].count * sizeof(float));
+                }
+        }
+        double lsum = loss;
+        if ((st = ew_dist_allreduce_sum(&lsum, 1)) != EW_OK) goto done;
+        lsum /= nr;
+        if (!isfinite(lsum)) {
+            st = ew_fail(EW_ERR_NUMERIC, "ssl: loss is %g at step %lld", lsum, (long long)step);
+            goto done;
+        }
+        double lr = ew_lr_warmup_cosine(step, warm, total, c->lr, 0.01 * c->lr);
+        ew_optim_step(&m->P, &opt, lr);
+        steps_here++;
+        double now = ew_time_now();
+        double pps = (double)c->batch / (now - tl > 1e-9 ? now - tl : 1e-9);
+        tl = now;
+        if (hist) {
+            if (hist->nlog == nlog_cap) {
+                size_t nc = nlog_cap ? 2 * nlog_cap : 256;
+                ew_ssl_log_t *nl = ew_alloc_array(nc, sizeof *nl);
+                if (!nl) {
+                    st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the history");
+                    goto done;
+                }
+                if (hist->log) memcpy(nl, hist->log, hist->nlog * sizeof *nl);
+                ew_free(hist->log);
+                hist->log = nl;
+                nlog_cap = nc;
+            }
+            ew_ssl_log_t *e = &hist->log[hist->nlog++];
+            e->step = step;
+            e->epoch = (double)(step + 1) / (double)spe;
+            e->loss = lsum;
+            e->lr = lr;
+            e->patterns_per_s = pps;
+            e->seconds = now - t0;
+        }
+        if (pb) {
+            ew_progress_status(pb, "loss %.4g lr %.2e %.0f pat/s", lsum, lr, pps);
+            ew_progress_add(pb, 1);
+        }
+        if (ckpt && c->ckpt_every > 0 && m->P.step % c->ckpt_every == 0 && rank == 0)
+            if ((st = ew_ssl_model_save(m, ckpt, 1)) != EW_OK) goto done;
+    }
+    if (ckpt && rank == 0 && steps_here > 0) st = ew_ssl_model_save(m, ckpt, 1);
+done:
+    if (pb) ew_progress_finish(pb);
+    if (hist) {
+        hist->seconds = ew_time_now() - t0;
+        hist->steps = steps_here;
+        if (st != EW_OK) ew_ssl_history_free(hist);
+    }
+    ew_free(perm);
+    ew_free(totals);
+    work_free(&w);
+    return st;
+}
+
+ew_status_t ew_ssl_infer(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q, double *scale)
+{
+    EW_TRY(check_data(m, d));
+    enum { CH = 64 };
+    size_t es2 = (size_t)m->es * m->es;
+    float *in = ew_alloc_array(CH * es2, sizeof(float));
+    float *cnt = ew_alloc_array(m->npix, sizeof(float));
+    if (!in || !cnt) {
+        ew_free(in);
+        ew_free(cnt);
+        return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for inference");
+    }
+    ew_status_t st = EW_OK;
+    for (size_t i0 = 0; i0 < d->n && st == EW_OK; i0 += CH) {
+        int k = (int)(d->n - i0 < CH ? d->n - i0 : CH);
+        for (int b = 0; b < k; b++) {
+            const float *x = d->data + (i0 + (size_t)b) * m->npix;
+            for (size_t p = 0; p < m->npix; p++) cnt[p] = x[p] > 0 ? x[p] : 0.0f;
+            ew_ssl_encoder_input(m, cnt, NULL, in + (size_t)b * es2);
+        }
+        const float *d6o, *ho = NULL;
+        if ((st = ew_resnet_forward(&m->enc, &m->P, in, k, m->es, m->es, 0, &d6o)) != EW_OK) break;
+        for (int b = 0; b < k; b++) {
+            double d6[6], R[9];
+            for (int j = 0; j < 6; j++) d6[j] = d6o[6 * b + j];
+            ew_rot6d_to_mat(d6, R);
+            q[i0 + (size_t)b] = ew_mat_to_quat(R);
+        }
+        if (scale) {
+            if (m->has_senc) {
+                if ((st = ew_resnet_forward(&m->senc, &m->P, in, k, m->es, m->es, 0, &ho)) != EW_OK) break;
+                for (int b = 0; b < k; b++) scale[i0 + (size_t)b] = ew_ssl_scale_of(ho[b], NULL);
+            } else {
+                for (int b = 0; b < k; b++) scale[i0 + (size_t)b] = 1.0;
+            }
+        }
+    }
+    ew_free(in);
+    ew_free(cnt);
+    return st;
+}
+
+void ew_ssl_eval_free(ew_ssl_eval_t *e)
+{
+    if (!e) return;
+    ew_free(e->fsc_s);
+    ew_free(e->fsc);
+    memset(e, 0, sizeof *e);
+}
+
+static double pearson(const double *a, const double *b, size_t n)
+{
+    double ma = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        ma += a[i];
+        mb += b[i];
+    }
+    ma /= (double)n;
+    mb /= (double)n;
+    double sab = 0, saa = 0, sbb = 0;
+    for (size_t i = 0; i < n; i++) {
+        sab += (a[i] - ma) * (b[i] - mb);
+        saa += (a[i] - ma) * (a[i] - ma);
+        sbb += (b[i] - mb) * (b[i] - mb);
+    }
+    return saa > 0 && sbb > 0 ? sab / sqrt(saa * sbb) : NAN;
+}
+
+/* FSC part of the evaluation: truth resampled on the model grid, learned
+ * volume aligned to it, FSC on voxels inside the detector's reach. */
+static ew_status_t eval_volume(ew_ssl_model_t *m, const ew_rvol_t *W, ew_ssl_eval_t *e)
+{
+    ew_rvol_t V;
+    EW_TRY(ew_ssl_volume(m, &V));
+    int n = m->gn, c = n / 2;
+    size_t N = (size_t)n * n * n;
+    float *ref = ew_alloc_array(N, sizeof(float));
+    float *al = ew_alloc_array(N, sizeof(float));
+    ew_status_t st = EW_OK;
+    ew_shell_curve_t cv;
+    memset(&cv, 0, sizeof cv);
+    if (!ref || !al) {
+        st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the evaluation volumes");
+        goto done;
+    }
+    for (int z = 0; z < n; z++)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++) {
+                double u[3] = {(x - c) * m->ds, (y - c) * m->ds, (z - c) * m->ds};
+                float g[3];
+                ref[((size_t)z * n + y) * n + x] = ew_ssl_trilinear_grad(W->data, W->n, W->ds, u, g);
+            }
+    ew_align_opts_t ao;
+    ew_align_opts_default(&ao);
+    ew_align_result_t ar;
+    if ((st = ew_align_volumes(EW_ALIGN_INTENSITY, ref, V.data, n, &ao, &ar)) != EW_OK) goto done;
+    ew_align_apply(&ar, V.data, n, al);
+    e->align_score = ar.score;
+    /* voxels beyond the detector corner were never measured */
+    double r2max = (m->s_max_corner / m->ds) * (m->s_max_corner / m->ds);
+    for (int z = 0; z < n; z++)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++) {
+                double r2 = (double)(x - c) * (x - c) + (double)(y - c) * (y - c) + (double)(z - c) * (z - c);
+                if (r2 > r2max) {
+                    size_t i = ((size_t)z * n + y) * n + x;
+                    ref[i] = -1.0f;
+                    al[i] = -1.0f;
+                }
+            }
+    if ((st = ew_fsc_intensity(ref, al, n, m->ds, 1.0, &cv)) != EW_OK) goto done;
+    double sx;
+    ew_curve_crossing(&cv, 0.5, &sx);
+    e->fsc_s05 = sx;
+    e->fsc_frac_edge = sx / m->s_max_edge;
+    e->fsc_n = cv.nshell;
+    e->fsc_s = ew_alloc_array((size_t)cv.nshell, sizeof(double));
+    e->fsc = ew_alloc_array((size_t)cv.nshell, sizeof(double));
+    if (!e->fsc_s || !e->fsc) {
+        st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the FSC curve");
+        goto done;
+    }
+    memcpy(e->fsc_s, cv.s, (size_t)cv.nshell * sizeof(double));
+    memcpy(e->fsc, cv.value, (size_t)cv.nshell * sizeof(double));
+done:
+    ew_shell_curve_free(&cv);
+    ew_free(ref);
+    ew_free(al);
+    ew_rvol_free(&V);
+    return st;
+}
+
+ew_status_t ew_ssl_evaluate(ew_ssl_model_t *m, const ew_ssl_data_t *d, const ew_rvol_t *W_true, ew_ssl_eval_t *e)
+{
+    memset(e, 0, sizeof *e);
+    e->scale_corr = NAN;
+    e->fsc_s05 = NAN;
+    e->fsc_frac_edge = NAN;
+    if (!d->q_true) return ew_fail(EW_ERR_ARG, "ssl: evaluation needs the true orientations (q_true)");
+    ew_quat_t *q = ew_alloc_array(d->n, sizeof(ew_quat_t));
+    double *sc = ew_alloc_array(d->n, sizeof(double));
+    ew_status_t st = EW_OK;
+    ew_orient_err_t oe;
+    memset(&oe, 0, sizeof oe);
+    if (!q || !sc) {
+        st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for %zu predictions", d->n);
+        goto done;
+    }
+    if ((st = ew_ssl_infer(m, d, q, sc)) != EW_OK) goto done;
+    if ((st = ew_orient_error(d->q_true, q, d->n, NULL, &oe)) != EW_OK) goto done;
+    e->median_deg = oe.median_deg;
+    e->p90_deg = oe.p90_deg;
+    e->hand = oe.hand;
+    ew_orient_err_free(&oe);
+    ew_orient_opts_t oo;
+    ew_orient_opts_default(&oo);
+    oo.inplane_twin = 1;
+    if ((st = ew_orient_error(d->q_true, q, d->n, &oo, &oe)) != EW_OK) goto done;
+    e->median_twin_deg = oe.median_deg;
+    e->p90_twin_deg = oe.p90_deg;
+    if (d->fluence_true && m->has_senc) e->scale_corr = pearson(sc, d->fluence_true, d->n);
+    if (W_true) st = eval_volume(m, W_true, e);
+done:
+    ew_orient_err_free(&oe);
+    ew_free(q);
+    ew_free(sc);
+    if (st != EW_OK) ew_ssl_eval_free(e);
+    return st;
+}
+
+ew_status_t ew_ssl_history_png(const ew_ssl_history_t *h, const char *path)
+{
+    if (!h || h->nlog == 0) return ew_fail(EW_ERR_ARG, "%s: no training history to plot", path);
+    double *x = ew_alloc_array(h->nlog, sizeof(double)), *y = ew_alloc_array(h->nlog, sizeof(double));
+    ew_plot_t *p = ew_plot_new(800, 500, "self-supervised training", "step", "loss");
+    ew_status_t st = EW_OK;
+    if (!x || !y || !p) {
+        st = ew_fail(EW_ERR_NOMEM, "%s: out of memory for the plot", path);
+        goto done;
+    }
+    for (size_t i = 0; i < h->nlog; i++) {
+        x[i] = (double)h->log[i].step;
+        y[i] = h->log[i].loss;
+    }
+    ew_plot_set_logy(p, 1);
+    if ((st = ew_plot_add_series(p, x, y, h->nlog, "loss")) != EW_OK) goto done;
+    st = ew_plot_write_png(p, path);
+done:
+    ew_plot_free(p);
+    ew_free(x);
+    ew_free(y);
+    return st;
+}
