@@ -12,6 +12,8 @@ int cmd_xfel_simulate(int argc, char **argv);
 int cmd_phase(int argc, char **argv);
 int cmd_xfel_emc(int argc, char **argv);
 int cmd_em_simulate(int argc, char **argv);
+int cmd_xfel_train(int argc, char **argv);
+int cmd_xfel_infer(int argc, char **argv);
 
 const ew_area_t ew_areas[] = {
     {"xfel", "X-ray free-electron laser single-particle imaging"},
@@ -28,6 +30,8 @@ const ew_command_t ew_commands[] = {
     {NULL, "selftest", cmd_selftest, "check the build: RNG known answers, threads, libraries"},
     {"xfel", "simulate", cmd_xfel_simulate, "simulate diffraction patterns of a structure (CXI, .emc, true volume)"},
     {"xfel", "emc", cmd_xfel_emc, "reconstruct the 3D intensity from patterns by EMC (CXI or Dragonfly .emc)"},
+    {"xfel", "train", cmd_xfel_train, "train the self-supervised orientation model on patterns (checkpoint, orientations, intensity)"},
+    {"xfel", "infer", cmd_xfel_infer, "orientations and scales of patterns from a trained self-supervised model"},
     {"em", "simulate", cmd_em_simulate, "simulate cryo-EM micrographs, particle stacks and STAR files"},
     {"eval", "orientations", cmd_eval_orient, "orientation error of predicted against true quaternions"},
     {NULL, NULL, NULL, NULL},
