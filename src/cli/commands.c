@@ -15,6 +15,8 @@ int cmd_em_simulate(int argc, char **argv);
 int cmd_xfel_train(int argc, char **argv);
 int cmd_xfel_infer(int argc, char **argv);
 int cmd_em_reconstruct(int argc, char **argv);
+int cmd_em_noise_train(int argc, char **argv);
+int cmd_em_noise_apply(int argc, char **argv);
 
 const ew_area_t ew_areas[] = {
     {"xfel", "X-ray free-electron laser single-particle imaging"},
@@ -34,6 +36,8 @@ const ew_command_t ew_commands[] = {
     {"xfel", "train", cmd_xfel_train, "train the self-supervised orientation model on patterns (checkpoint, orientations, intensity)"},
     {"xfel", "infer", cmd_xfel_infer, "orientations and scales of patterns from a trained self-supervised model"},
     {"em", "simulate", cmd_em_simulate, "simulate cryo-EM micrographs, particle stacks and STAR files"},
+    {"em", "noise train", cmd_em_noise_train, "learn simulated -> real micrograph noise translation (CUT, mask-guided PatchNCE)"},
+    {"em", "noise apply", cmd_em_noise_apply, "translate simulated micrographs/stacks with a trained noise model"},
     {"em", "reconstruct", cmd_em_reconstruct, "3D map from particles + poses (Fourier inversion, half maps, FSC, optional projection matching)"},
     {"eval", "orientations", cmd_eval_orient, "orientation error of predicted against true quaternions"},
     {NULL, NULL, NULL, NULL},
