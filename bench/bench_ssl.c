@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "eval/orient.h"
 #include "physics/xfel_sim.h"
 #include "recon/ssl.h"
 
@@ -58,7 +59,9 @@ int main(int argc, char **argv)
     double fluence = 100, spread = 0.5, readout = 0.1, beamstop = -1;
     const char *pdb = "2cex", *preset = "fast", *png = NULL;
     double epochs = -1, smooth = -1, lr = -1, lr_grid = -1, c2f = -1;
-    int batch = -1, grid = -1, enc = -1, width = -1, eval_every = 0;
+    int batch = -1, grid = -1, enc = -1, width = -1, eval_every = 0, search_diag = 0, search_level = -1;
+    double search_frac = -1;
+    int search_pixels = -1, warm = -1;
     long long seed = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -68,6 +71,12 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--noaug") == 0) noaug = 1;
         else if (strcmp(a, "--poisson") == 0) poisson = 1;
         else if (strcmp(a, "--oracle") == 0) oracle = 1;
+        else if (strcmp(a, "--check-search") == 0) oracle = 2;
+        else if (strcmp(a, "--search-diag") == 0) search_diag = 1;
+        else if (ARG("--search-level")) search_level = atoi(v);
+        else if (ARG("--search-frac")) search_frac = atof(v);
+        else if (ARG("--search-pixels")) search_pixels = atoi(v);
+        else if (ARG("--warm")) warm = atoi(v);
         else if (ARG("--pdb")) pdb = v;
         else if (ARG("--det")) det_n = atoi(v);
         else if (ARG("--n")) n = (size_t)atol(v);
@@ -155,6 +164,10 @@ int main(int argc, char **argv)
     if (lr > 0) c.lr = lr;
     if (lr_grid > 0) c.lr_grid = lr_grid;
     if (c2f >= 0) c.c2f_start = c2f;
+    if (search_level >= 0) c.search_level = search_level;
+    if (search_frac >= 0) c.search_frac = search_frac;
+    if (search_pixels > 0) c.search_pixels = search_pixels;
+    if (warm >= 0) c.warm_iters = warm;
     if (poisson) c.loss = EW_SSL_LOSS_POISSON;
     if (seed >= 0) c.seed = (uint64_t)seed;
     if (c.enc_size > det_n) c.enc_size = det_n;
@@ -165,6 +178,19 @@ int main(int argc, char **argv)
     if (ew_ssl_model_create(&c, &d, &m) != EW_OK) {
         fprintf(stderr, "bench_ssl: %s\n", ew_error_message());
         return 1;
+    }
+    if (oracle == 2) {
+        /* check of conventions: search against the true volume */
+        ew_quat_t *qs = malloc(n * sizeof *qs);
+        ew_orient_err_t oe;
+        if (ew_ssl_model_set_volume(m, &xm.W) != EW_OK || ew_ssl_search(m, &d, qs) != EW_OK ||
+            ew_orient_error(s.q, qs, n, NULL, &oe) != EW_OK) {
+            fprintf(stderr, "bench_ssl: %s\n", ew_error_message());
+            return 1;
+        }
+        printf("search against the true volume: median %.2f deg (90%%: %.2f), hand %d\n", oe.median_deg, oe.p90_deg,
+               oe.hand);
+        return 0;
     }
     if (oracle) {
         /* check: the decoder fixed at the true volume, only the encoders learn */
@@ -193,6 +219,16 @@ int main(int argc, char **argv)
             printf("  step %6lld  %7.1f s  loss %.4f  median %.1f deg (twin %.1f)  scale corr %.3f\n",
                    (long long)ew_ssl_model_step(m), t_train, h.nlog ? h.log[h.nlog - 1].loss : NAN, ei.median_deg,
                    ei.median_twin_deg, ei.scale_corr);
+        if (search_diag) {
+            ew_quat_t *qs = malloc(n * sizeof *qs);
+            ew_orient_err_t oe;
+            if (qs && ew_ssl_search(m, &d, qs) == EW_OK && ew_orient_error(s.q, qs, n, NULL, &oe) == EW_OK) {
+                printf("           search-assigned orientations: median %.1f deg (90%%: %.1f)\n", oe.median_deg,
+                       oe.p90_deg);
+                ew_orient_err_free(&oe);
+            }
+            free(qs);
+        }
         fflush(stdout);
         ew_ssl_eval_free(&ei);
         if (h.steps < eval_every) break;

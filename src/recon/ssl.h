@@ -99,6 +99,21 @@ typedef struct {
     double epochs;          /* passes over the dataset (may be fractional) */
     double c2f_start;       /* coarse-to-fine: first |s| cut as a fraction of s_max_edge (1: off) */
     double c2f_frac;        /* fraction of the steps over which the cut opens to the corner */
+    /* pose search (the CPU recipe; 0 = off, the paper's pure gradient path):
+     * during the first search_frac of the steps each pattern's rotation is
+     * also searched over a 600-cell grid of the given level (geom.h) on up
+     * to search_pixels pixels with the current decoder; the best rotation
+     * (or the encoder's own, if better) renders the pattern for the decoder
+     * update, and the orientation encoder regresses onto it (chordal
+     * distance, nearer in-plane twin, weight search_weight) */
+    int search_level;
+    int warm_iters;         /* before training: this many hard-assignment rounds over all patterns
+                               (search as above with the Poisson likelihood, then the decoder grid
+                               set to the merged average), from the radial profile with 10%
+                               seeded noise; 0: off */
+    double search_frac;
+    int search_pixels;
+    double search_weight;
     /* augmentation */
     int augment;            /* use noise-free patterns with fresh noise when available */
     double aug_sigma;       /* Gaussian noise std, photons (0.05) */
@@ -195,6 +210,13 @@ ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_histo
  * d (eval mode: batch-norm running statistics). q and scale (n each) are
  * the caller's; scale may be NULL. */
 ew_status_t ew_ssl_infer(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q, double *scale);
+
+/* Orientations by exhaustive search instead of the encoder: for each
+ * pattern of d, the rotation of the 600-cell grid of the model's
+ * search_level (3 if 0) with the lowest loss against the current decoder
+ * on up to search_pixels pixels (scale from the scale encoder). Grid
+ * decoders only (EW_ERR_ARG otherwise). q (n) is the caller's. */
+ew_status_t ew_ssl_search(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q);
 
 /* The learned intensity on the model's grid (n, ds of the model):
  * W = (exp(f) - 1) / (c corr_mean), photons / sr at unit pattern scale

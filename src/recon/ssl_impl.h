@@ -32,6 +32,8 @@ struct ew_ssl_model {
     double grid_k;       /* f = grid_k * stored grid (lr_grid / lr) */
     float *G, *dG;       /* (gn^3) symmetrised decoder values and their gradient */
     char *ckpt;          /* copy of cfg.ckpt_path (cfg.ckpt_path points here) */
+    double *srot;        /* (nsrot, 9) search rotations (row-major matrices) */
+    size_t nsrot;
     float *coords;       /* SIREN_GRID: (gn^3, 3) network inputs at the grid nodes */
 };
 

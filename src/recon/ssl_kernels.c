@@ -210,3 +210,21 @@ double ew_ssl_scale_of(double h, double *dm_dh)
 
 EW_SSL_KERNELS(float, )
 EW_SSL_KERNELS(double, _d)
+
+double ew_ssl_pattern_loss(const float *g, int n, double ds, const double R[9], const float *s, const int *idx,
+                           size_t npix, const float *x, const float *count, const float *k, double m, double c,
+                           int poisson)
+{
+    double loss = 0.0;
+    for (size_t q = 0; q < npix; q++) {
+        int p = idx[q];
+        const float *sp = s + 3 * (size_t)p;
+        double u[3];
+        for (int a = 0; a < 3; a++) u[a] = R[a] * sp[0] + R[3 + a] * sp[1] + R[6 + a] * sp[2];
+        float gr[3];
+        double f = ew_ssl_trilinear_grad(g, n, ds, u, gr);
+        double df, dm;
+        loss += ew_ssl_render_pixel(poisson, f, m, k ? k[p] : 1.0, x[p], count[p], c, &df, &dm);
+    }
+    return loss;
+}

@@ -63,6 +63,12 @@ double ew_ssl_pattern_grid_d(const double *g, int n, double ds, const double R[9
                              const int *idx, size_t npix, const float *x, const float *count, const float *k,
                              double m, double c, int poisson, double w, double *dg, double dR[9], double *dm);
 
+/* The loss of ew_ssl_pattern_grid without any gradient (w = 1), for pose
+ * search: sum over the pixels of the per-pixel loss. */
+double ew_ssl_pattern_loss(const float *g, int n, double ds, const double R[9], const float *s, const int *idx,
+                           size_t npix, const float *x, const float *count, const float *k, double m, double c,
+                           int poisson);
+
 /* Softplus scale m = log(1 + exp(h + 0.5413248546)) (m(0) = 1) and its
  * derivative. */
 double ew_ssl_scale_of(double h, double *dm_dh);

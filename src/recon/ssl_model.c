@@ -45,6 +45,11 @@ void ew_ssl_config_default(ew_ssl_config_t *c)
     c->epochs = 4;
     c->c2f_start = 0.4;
     c->c2f_frac = 0.5;
+    c->search_level = 3;
+    c->search_frac = 0.6;
+    c->warm_iters = 6;
+    c->search_pixels = 300;
+    c->search_weight = 1.0;
     c->augment = 1;
     c->aug_sigma = 0.05;
     c->aug_patches = 100;
@@ -75,6 +80,8 @@ static void preset_paper(ew_ssl_config_t *c)
     c->batch = 16;
     c->epochs = 20;
     c->c2f_start = 1.0;
+    c->search_level = 0;
+    c->warm_iters = 0;
 }
 
 static void preset_siren_grid(ew_ssl_config_t *c)
@@ -146,6 +153,10 @@ static ew_status_t check_config(const ew_ssl_config_t *c, const ew_ssl_data_t *d
                        c->weight_decay);
     if (c->batch < 1) return ew_fail(EW_ERR_ARG, "ssl: batch = %d is not positive", c->batch);
     if (!(c->epochs > 0)) return ew_fail(EW_ERR_ARG, "ssl: epochs = %g is not positive", c->epochs);
+    if (c->warm_iters < 0 || (c->warm_iters > 0 && (c->search_level < 1 || c->decoder != EW_SSL_DEC_GRID)))
+        return ew_fail(EW_ERR_ARG, "ssl: warm_iters = %d needs search_level >= 1 and the grid decoder", c->warm_iters);
+    if (c->search_level < 0 || c->search_level > 12 || (c->search_level > 0 && c->decoder == EW_SSL_DEC_SIREN_PIXEL))
+        return ew_fail(EW_ERR_ARG, "ssl: search_level = %d invalid (0..12, grid decoders only)", c->search_level);
     if (c->smooth < 0 || c->aug_sigma < 0 || c->aug_patches < 0)
         return ew_fail(EW_ERR_ARG, "ssl: smooth %g, aug_sigma %g, aug_patches %d must be >= 0", c->smooth,
                        c->aug_sigma, c->aug_patches);
@@ -309,6 +320,19 @@ ew_status_t ew_ssl_model_create(const ew_ssl_config_t *cin, const ew_ssl_data_t 
                     o[2] = (float)((z - c) * sc);
                 }
     }
+    if (m->cfg.search_level > 0) {
+        ew_rotgrid_t rg;
+        if ((st = ew_rotgrid_600cell(m->cfg.search_level, &rg)) != EW_OK) goto fail;
+        m->srot = ew_alloc_array(rg.n * 9, sizeof(double));
+        if (!m->srot) {
+            ew_rotgrid_free(&rg);
+            st = EW_ERR_NOMEM;
+            goto fail;
+        }
+        for (size_t i = 0; i < rg.n; i++) ew_quat_to_mat(rg.quat[i], m->srot + 9 * i);
+        m->nsrot = rg.n;
+        ew_rotgrid_free(&rg);
+    }
     if ((st = ew_params_alloc(&m->P)) != EW_OK) goto fail;
     ew_layers_init(&m->P, m->cfg.seed);
     if (m->has_mlp) ew_mlp_init(&m->mlp, &m->P, m->cfg.seed);
@@ -345,6 +369,7 @@ void ew_ssl_model_free(ew_ssl_model_t *m)
     ew_free(m->G);
     ew_free(m->dG);
     ew_free(m->coords);
+    ew_free(m->srot);
     free(m->ckpt);
     free(m);
 }
@@ -496,7 +521,7 @@ static const field_t fields[] = {
     FI(enc_small_stem), FI(scale_width), FI(scale_stages), FI(scale_blocks), FI(scale_fixed), FI(freeze_decoder),
     FI(decoder), FI(grid_n), FD(smooth), FI(siren_hidden), FI(siren_layers), FD(siren_omega), FI(loss),
     FD(lr), FD(lr_grid), FD(weight_decay), FD(warmup_frac), FI(batch), FD(epochs), FD(c2f_start),
-    FD(c2f_frac), FI(augment), FD(aug_sigma), FI(aug_patches), {"seed", F_U64, offsetof(ew_ssl_config_t, seed)},
+    FD(c2f_frac), FI(search_level), FI(warm_iters), FD(search_frac), FI(search_pixels), FD(search_weight), FI(augment), FD(aug_sigma), FI(aug_patches), {"seed", F_U64, offsetof(ew_ssl_config_t, seed)},
     {"max_steps", F_I64, offsetof(ew_ssl_config_t, max_steps)}};
 #define NFIELDS (sizeof fields / sizeof fields[0])
 

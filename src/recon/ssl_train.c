@@ -222,7 +222,7 @@ static ew_status_t pattern_siren(ew_ssl_model_t *m, work_t *w, int b, const doub
 /* One training step on the local batch already prepared in w: forward,
  * backward (gradients added into m->P.grad, which the caller zeroed).
  * Returns the local mean loss in *loss. */
-static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, double *loss)
+static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, int search, double *loss)
 {
     int B = w->B, es = m->es;
     const float *d6o, *ho = NULL;
@@ -249,6 +249,18 @@ static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, double *l
     } else {
         EW_TRY(ew_ssl_decoder_grid(m));
         const float *G = m->G;
+        /* pixel subset for the pose search: every stride-th used pixel */
+        size_t nsub = 0;
+        int *sub = NULL;
+        if (search && m->nsrot > 0) {
+            size_t cap = (size_t)(m->cfg.search_pixels > 0 ? m->cfg.search_pixels : 300);
+            size_t stride = (np + cap - 1) / cap;
+            if (stride < 1) stride = 1;
+            sub = ew_alloc_array(np / stride + 1, sizeof(int));
+            if (!sub) return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the search pixels");
+            for (size_t q = 0; q < np; q += stride) sub[nsub++] = m->pix[q];
+        }
+        double sw = m->cfg.search_weight / B;
 #pragma omp parallel num_threads(w->nthr)
         {
             int t = omp_get_thread_num();
@@ -260,15 +272,49 @@ static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, double *l
                 for (int k = 0; k < 6; k++) d6[k] = d6o[6 * b + k];
                 ew_rot6d_to_mat(d6, R);
                 if (ho) sc = ew_ssl_scale_of(ho[b], &dmdh);
-                w->lossb[b] = ew_ssl_pattern_grid(G, n, m->ds, R, m->s, m->pix, np, w->xlog + (size_t)b * m->npix,
-                                                  w->counts + (size_t)b * m->npix, m->k, sc, m->c, poisson, wgt, dg,
-                                                  dR, &dm);
+                const float *xb = w->xlog + (size_t)b * m->npix, *cb = w->counts + (size_t)b * m->npix;
+                if (sub) {
+                    /* the best of the search rotations and the encoder's own */
+                    double best = ew_ssl_pattern_loss(G, n, m->ds, R, m->s, sub, nsub, xb, cb, m->k, sc, m->c, poisson);
+                    const double *Rb = R;
+                    for (size_t k = 0; k < m->nsrot; k++) {
+                        double l = ew_ssl_pattern_loss(G, n, m->ds, m->srot + 9 * k, m->s, sub, nsub, xb, cb, m->k, sc,
+                                                       m->c, poisson);
+                        if (l < best) {
+                            best = l;
+                            Rb = m->srot + 9 * k;
+                        }
+                    }
+                    double Rs[9], Rt[9], dRu[9];
+                    memcpy(Rs, Rb, sizeof Rs);
+                    /* in-plane twin Rz(pi) Rs: first two rows negated; regress onto the nearer */
+                    memcpy(Rt, Rs, sizeof Rt);
+                    for (int k = 0; k < 6; k++) Rt[k] = -Rt[k];
+                    double d0 = 0, d1 = 0;
+                    for (int k = 0; k < 9; k++) {
+                        d0 += (R[k] - Rs[k]) * (R[k] - Rs[k]);
+                        d1 += (R[k] - Rt[k]) * (R[k] - Rt[k]);
+                    }
+                    const double *T = d1 < d0 ? Rt : Rs;
+                    w->lossb[b] = ew_ssl_pattern_grid(G, n, m->ds, Rs, m->s, m->pix, np, xb, cb, m->k, sc, m->c,
+                                                      poisson, wgt, dg, dRu, &dm);
+                    double reg = 0.0;
+                    for (int k = 0; k < 9; k++) {
+                        reg += (R[k] - T[k]) * (R[k] - T[k]);
+                        dR[k] = 2.0 * sw * (R[k] - T[k]);
+                    }
+                    w->lossb[b] += sw * reg;
+                } else {
+                    w->lossb[b] = ew_ssl_pattern_grid(G, n, m->ds, R, m->s, m->pix, np, xb, cb, m->k, sc, m->c,
+                                                      poisson, wgt, dg, dR, &dm);
+                }
                 double dd[6];
                 ew_ssl_rot6d_backward(d6, dR, dd);
                 for (int k = 0; k < 6; k++) w->dd6[6 * b + k] = (float)dd[k];
                 w->dh[b] = (float)(dm * dmdh);
             }
         }
+        ew_free(sub);
         for (int b = 0; b < B; b++) L += w->lossb[b];
         /* sum the private grids in thread order (deterministic) */
 #pragma omp parallel for schedule(static)
@@ -297,7 +343,7 @@ ew_status_t ew_ssl_loss_grad(ew_ssl_model_t *m, const ew_ssl_data_t *d, const si
     if (st == EW_OK) {
         for (int b = 0; b < count; b++) prepare_pattern(m, d, totals, items[b], step, b, b, &w);
         ew_params_zero_grad(&m->P);
-        st = step_grads(m, &w, m->npix_good, loss);
+        st = step_grads(m, &w, m->npix_good, 0, loss);
     }
     ew_free(totals);
     work_free(&w);
@@ -367,6 +413,96 @@ static ew_status_t init_decoder(ew_ssl_model_t *m, const ew_ssl_data_t *d)
     return EW_OK;
 }
 
+/* Hard-assignment warm start of the grid decoder (ssl.h, warm_iters). */
+static ew_status_t warm_start(ew_ssl_model_t *m, const ew_ssl_data_t *d, const double *totals)
+{
+    const ew_ssl_config_t *c = &m->cfg;
+    int n = m->gn;
+    size_t N = (size_t)n * n * n, npix = m->npix;
+    int nthr = omp_get_max_threads();
+    double tmean = 0.0;
+    for (size_t i = 0; i < d->n; i++) tmean += totals[i];
+    tmean /= (double)d->n;
+    size_t cap = (size_t)(c->search_pixels > 0 ? c->search_pixels : 300);
+    size_t stride = (m->npix_good + cap - 1) / cap;
+    int *sub = ew_alloc_array(m->npix_good / stride + 1, sizeof(int));
+    size_t *best = ew_alloc_array(d->n, sizeof(size_t));
+    float *buf = ew_alloc_array((size_t)nthr * 2 * npix, sizeof(float));
+    float *acc = ew_alloc_array((size_t)nthr * 2 * N, sizeof(float));
+    ew_status_t st = EW_OK;
+    if (!sub || !best || !buf || !acc) {
+        st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the warm start");
+        goto done;
+    }
+    size_t nsub = 0;
+    for (size_t q = 0; q < m->npix_good; q += stride) sub[nsub++] = m->pix[q];
+    float *v = ew_params_data(&m->P, m->i_grid);
+    /* symmetry breaking: 10% multiplicative noise on the radial start */
+    ew_rng_t r;
+    ew_rng_init(&r, c->seed, ew_rng_stream_id(EW_RNG_TAG_INIT, 999));
+    for (size_t i = 0; i < N; i++) v[i] *= (float)(1.0 + 0.1 * ew_rng_normal(&r));
+    for (int it = 0; it < c->warm_iters; it++) {
+        EW_TRY(ew_ssl_decoder_grid(m));
+        memset(acc, 0, (size_t)nthr * 2 * N * sizeof(float));
+        double tot_loss = 0.0;
+#pragma omp parallel reduction(+ : tot_loss)
+        {
+            int t = omp_get_thread_num();
+            float *cb = buf + (size_t)t * 2 * npix, *xb = cb + npix;
+            float *ac = acc + (size_t)t * 2 * N, *ws = ac + N;
+#pragma omp for schedule(dynamic, 4)
+            for (size_t i = 0; i < d->n; i++) {
+                const float *x = d->data + i * npix;
+                double sc = totals[i] > 0 && tmean > 0 ? totals[i] / tmean : 1.0;
+                for (size_t p = 0; p < npix; p++) {
+                    cb[p] = x[p] > 0 ? x[p] : 0.0f;
+                    xb[p] = log1pf((float)m->c * cb[p]);
+                }
+                double bl = INFINITY;
+                size_t kb = 0;
+                for (size_t k = 0; k < m->nsrot; k++) {
+                    double l = ew_ssl_pattern_loss(m->G, n, m->ds, m->srot + 9 * k, m->s, sub, nsub, xb, cb, m->k, sc,
+                                                   m->c, 1);
+                    if (l < bl) {
+                        bl = l;
+                        kb = k;
+                    }
+                }
+                best[i] = kb;
+                tot_loss += bl;
+                /* merge: a = c I / (m k) at R_best^T s */
+                const double *R = m->srot + 9 * kb;
+                for (size_t q = 0; q < m->npix_good; q++) {
+                    int p = m->pix[q];
+                    const float *sp = m->s + 3 * (size_t)p;
+                    double u[3];
+                    for (int a = 0; a < 3; a++) u[a] = R[a] * sp[0] + R[3 + a] * sp[1] + R[6 + a] * sp[2];
+                    ew_ssl_trilinear_adjoint(ac, n, m->ds, u, (float)(m->c * cb[p] / (sc * m->k[p])));
+                    ew_ssl_trilinear_adjoint(ws, n, m->ds, u, 1.0f);
+                }
+            }
+        }
+        /* M-step: f = log(1 + merged average), Friedel-symmetrised; voxels
+         * no pattern reached keep their value */
+        for (int t = 1; t < nthr; t++) {
+            const float *ac = acc + (size_t)t * 2 * N;
+            for (size_t i = 0; i < 2 * N; i++) acc[i] += ac[i];
+        }
+        float *sum = acc, *wsum = acc + N;
+        for (size_t i = 0; i < N; i++) {
+            double ws = (double)wsum[i] + wsum[N - 1 - i];
+            if (ws > 1e-3) v[i] = (float)(log1p(((double)sum[i] + sum[N - 1 - i]) / ws) / m->grid_k);
+        }
+        ew_info("ssl: warm start round %d/%d: mean search loss %.4g", it + 1, c->warm_iters, tot_loss / (double)d->n);
+    }
+done:
+    ew_free(sub);
+    ew_free(best);
+    ew_free(buf);
+    ew_free(acc);
+    return st;
+}
+
 static int file_exists(const char *path)
 {
     struct stat sb;
@@ -411,6 +547,7 @@ ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_histo
         ew_info("ssl: resumed from %s at step %lld", ckpt, (long long)m->P.step);
     } else if (m->P.step == 0 && !m->decoder_set) {
         if ((st = init_decoder(m, d)) != EW_OK) goto done;
+        if (c->warm_iters > 0 && (st = warm_start(m, d, totals)) != EW_OK) goto done;
     }
     if ((st = ew_dist_broadcast_params(&m->P)) != EW_OK) goto done;
     ew_optim_t opt = ew_optim_default(EW_OPT_ADAMW);
@@ -452,7 +589,8 @@ ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_histo
         }
         ew_params_zero_grad(&m->P);
         double loss;
-        if ((st = step_grads(m, &w, np, &loss)) != EW_OK) goto done;
+        int search = c->search_level > 0 && (double)step < c->search_frac * (double)total;
+        if ((st = step_grads(m, &w, np, search, &loss)) != EW_OK) goto done;
         if ((st = ew_dist_allreduce_grads(&m->P)) != EW_OK) goto done;
         if (c->freeze_decoder) {
             if (m->i_grid >= 0) memset(ew_params_grad(&m->P, m->i_grid), 0, (size_t)m->gn * m->gn * m->gn * sizeof(float));
@@ -557,6 +695,62 @@ ew_status_t ew_ssl_infer(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q
     }
     ew_free(in);
     ew_free(cnt);
+    return st;
+}
+
+ew_status_t ew_ssl_search(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q)
+{
+    EW_TRY(check_data(m, d));
+    if (m->cfg.decoder == EW_SSL_DEC_SIREN_PIXEL)
+        return ew_fail(EW_ERR_ARG, "ssl: search needs a grid decoder (decoder = %d)", (int)m->cfg.decoder);
+    ew_rotgrid_t rg;
+    EW_TRY(ew_rotgrid_600cell(m->cfg.search_level > 0 ? m->cfg.search_level : 3, &rg));
+    double *rot = ew_alloc_array(rg.n * 9, sizeof(double));
+    double *sc = ew_alloc_array(d->n, sizeof(double));
+    size_t cap = (size_t)(m->cfg.search_pixels > 0 ? m->cfg.search_pixels : 300);
+    size_t stride = (m->npix_good + cap - 1) / cap;
+    int *sub = ew_alloc_array(m->npix_good / stride + 1, sizeof(int));
+    float *xl = ew_alloc_array((size_t)omp_get_max_threads() * 2 * m->npix, sizeof(float));
+    ew_status_t st = EW_OK;
+    if (!rot || !sc || !sub || !xl) {
+        st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the search");
+        goto done;
+    }
+    for (size_t i = 0; i < rg.n; i++) ew_quat_to_mat(rg.quat[i], rot + 9 * i);
+    size_t nsub = 0;
+    for (size_t qq = 0; qq < m->npix_good; qq += stride) sub[nsub++] = m->pix[qq];
+    if ((st = ew_ssl_infer(m, d, q, sc)) != EW_OK) goto done;
+    if ((st = ew_ssl_decoder_grid(m)) != EW_OK) goto done;
+    int poisson = m->cfg.loss == EW_SSL_LOSS_POISSON;
+#pragma omp parallel
+    {
+        float *cb = xl + (size_t)omp_get_thread_num() * 2 * m->npix, *xb = cb + m->npix;
+#pragma omp for schedule(dynamic, 4)
+        for (size_t i = 0; i < d->n; i++) {
+            const float *x = d->data + i * m->npix;
+            for (size_t p = 0; p < m->npix; p++) {
+                cb[p] = x[p] > 0 ? x[p] : 0.0f;
+                xb[p] = log1pf((float)m->c * cb[p]);
+            }
+            double best = INFINITY;
+            size_t kb = 0;
+            for (size_t k = 0; k < rg.n; k++) {
+                double l = ew_ssl_pattern_loss(m->G, m->gn, m->ds, rot + 9 * k, m->s, sub, nsub, xb, cb, m->k, sc[i],
+                                               m->c, poisson);
+                if (l < best) {
+                    best = l;
+                    kb = k;
+                }
+            }
+            q[i] = rg.quat[kb];
+        }
+    }
+done:
+    ew_rotgrid_free(&rg);
+    ew_free(rot);
+    ew_free(sc);
+    ew_free(sub);
+    ew_free(xl);
     return st;
 }
 
