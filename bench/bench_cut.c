@@ -29,8 +29,8 @@ static void prefer_passive_wait(char **argv)
 
 static void row(const char *name, const ew_cut_metrics_t *m)
 {
-    printf("%-12s %8.4f %8.4f %8.4f %8.4f %8.4f %8.4f %8.3f %8.3f %9.3f %9.2f\n", name, m->psd_translated,
-           m->psd_simulated, m->hist_w1_translated, m->hist_w1_simulated, m->hist_js_translated,
+    printf("%-12s %8.4f %8.4f %8.4f %8.4f %8.4f %8.4f %8.4f %8.4f %8.3f %8.3f %9.3f %9.2f\n", name,
+           m->psd_translated, m->psd_simulated, m->psd_band_translated, m->psd_band_simulated, m->hist_w1_translated, m->hist_w1_simulated, m->hist_js_translated,
            m->hist_js_simulated, m->content_translated, m->content_simulated, m->seconds_per_step, m->seconds);
 }
 
@@ -154,11 +154,13 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    printf("\n%-12s %8s %8s %8s %8s %8s %8s %8s %8s %9s %9s\n", "sampling", "PSD tr", "PSD sim", "W1 tr", "W1 sim",
+    printf("\n%-12s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %9s %9s\n", "sampling", "PSD tr", "PSD sim", "band tr",
+           "band sim", "W1 tr", "W1 sim",
            "JS tr", "JS sim", "corr tr", "corr sim", "s/step", "train s");
     row(plain_only ? "plain CUT" : "mask-guided", &mm);
     if (ablation) row("plain CUT", &mp);
-    printf("PSD: rms log10 ratio of radially averaged power spectra to the real images' (%d crops %d px); "
+    printf("PSD: rms log10 ratio of radially averaged power spectra to the real images' (%d crops %d px), all rings "
+           "and (band) f >= 1/20 A only; "
            "W1/JS: histogram distances to real; corr: low-passed (20 A) image vs clean, inside particle masks\n",
            cfg.eval_crops, cfg.eval_size);
     printf("losses (first 10%% -> last 10%%): D %.3f -> %.3f, G_GAN %.3f -> %.3f, NCE %.3f -> %.3f\n",
@@ -166,11 +168,13 @@ int main(int argc, char **argv)
            mm.loss_nce_last);
     printf("{\"bench\": \"cut\", \"steps\": %d, \"crop\": %d, \"batch\": %d, \"ngf\": %d, \"blocks\": %d, "
            "\"threads\": %d, \"train_s\": %.1f, \"s_per_step\": %.4f, \"psd_translated\": %.4f, "
-           "\"psd_simulated\": %.4f, \"psd_ratio\": %.2f, \"hist_w1_translated\": %.4f, \"hist_w1_simulated\": %.4f, "
+           "\"psd_simulated\": %.4f, \"psd_ratio\": %.2f, \"psd_band_translated\": %.4f, "
+           "\"psd_band_simulated\": %.4f, \"hist_w1_translated\": %.4f, \"hist_w1_simulated\": %.4f, "
            "\"content_translated\": %.3f, \"content_simulated\": %.3f, \"plain_psd_translated\": %.4f, "
            "\"plain_content_translated\": %.3f, \"plain_train_s\": %.1f}\n",
            steps, crop, batch, ngf, blocks, threads, mm.seconds, mm.seconds_per_step, mm.psd_translated,
-           mm.psd_simulated, mm.psd_simulated / mm.psd_translated, mm.hist_w1_translated, mm.hist_w1_simulated,
+           mm.psd_simulated, mm.psd_simulated / mm.psd_translated, mm.psd_band_translated, mm.psd_band_simulated,
+           mm.hist_w1_translated, mm.hist_w1_simulated,
            mm.content_translated, mm.content_simulated, ablation ? mp.psd_translated : -1.0,
            ablation ? mp.content_translated : -1.0, ablation ? mp.seconds : -1.0);
     ew_free(mm.history);

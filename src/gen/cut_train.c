@@ -357,8 +357,8 @@ static ew_status_t evalset_make(const ew_cut_config_t *c, const ew_cut_set_t *si
 
 /* rms log10 distance of the spectra of a and b; the spectrum of a is
    written to path_a (a table) when not NULL, that of b to path_b */
-static ew_status_t spectrum_dist(const float *a, const float *b, int n, int size, double pixel, double *out,
-                                 const char *path_a, const char *path_b)
+static ew_status_t spectrum_dist(const float *a, const float *b, int n, int size, double pixel, double fband,
+                                 double *out, double *out_band, const char *path_a, const char *path_b)
 {
     ew_spectrum_t sa = {0}, sb = {0};
     ew_spectrum_distance_t d;
@@ -368,6 +368,9 @@ static ew_status_t spectrum_dist(const float *a, const float *b, int n, int size
     if (s == EW_OK && path_b) s = ew_spectrum_write_table(path_b, &sb);
     if (s == EW_OK) s = ew_spectrum_distance(&sa, &sb, 0.5 / (size * pixel), 0.5 / pixel, &d);
     if (s == EW_OK) *out = d.rms_log10;
+    *out_band = NAN;
+    if (s == EW_OK && fband < 0.5 / pixel && ew_spectrum_distance(&sa, &sb, fband, 0.5 / pixel, &d) == EW_OK)
+        *out_band = d.rms_log10;
     ew_spectrum_free(&sa);
     ew_spectrum_free(&sb);
     return s;
@@ -400,9 +403,11 @@ static ew_status_t evaluate_on(ew_cut_model_t *m, const ew_cut_config_t *c, cut_
         snprintf(pr, sizeof(pr), "%s/psd_real.txt", outdir);
     }
     for (int i = 0; i < e->n; i++) EW_TRY(ew_cut_generate(m, e->sim + i * px, 1, e->size, e->size, e->out + i * px));
-    EW_TRY(spectrum_dist(e->out, e->real, e->n, e->size, c->pixel, &met->psd_translated, outdir ? pt : NULL,
-                         outdir ? pr : NULL));
-    EW_TRY(spectrum_dist(e->sim, e->real, e->n, e->size, c->pixel, &met->psd_simulated, outdir ? ps : NULL, NULL));
+    const double fband = c->lowpass_A > 0 ? 1.0 / c->lowpass_A : 0.0;
+    EW_TRY(spectrum_dist(e->out, e->real, e->n, e->size, c->pixel, fband, &met->psd_translated,
+                         &met->psd_band_translated, outdir ? pt : NULL, outdir ? pr : NULL));
+    EW_TRY(spectrum_dist(e->sim, e->real, e->n, e->size, c->pixel, fband, &met->psd_simulated,
+                         &met->psd_band_simulated, outdir ? ps : NULL, NULL));
     EW_TRY(hist_dist(e->out, e->real, e->n * px, &met->hist_w1_translated, &met->hist_js_translated));
     EW_TRY(hist_dist(e->sim, e->real, e->n * px, &met->hist_w1_simulated, &met->hist_js_simulated));
     /* half power at 1 / lowpass: exp(-2 pi^2 sigma^2 f^2) = 1/2 */
@@ -469,11 +474,13 @@ static ew_status_t write_metrics_json(const char *outdir, const ew_cut_metrics_t
     EW_TRY(ew_atomic_open(path, &f, &tmp));
     fprintf(f,
             "{\"steps\": %lld, \"seconds\": %.3f, \"seconds_per_step\": %.4f, \"psd_rms_log10_translated\": %.5f, "
-            "\"psd_rms_log10_simulated\": %.5f, \"hist_w1_translated\": %.5f, \"hist_w1_simulated\": %.5f, "
+            "\"psd_rms_log10_simulated\": %.5f, \"psd_band_translated\": %.5f, \"psd_band_simulated\": %.5f, "
+            "\"hist_w1_translated\": %.5f, \"hist_w1_simulated\": %.5f, "
             "\"hist_js_translated\": %.5f, \"hist_js_simulated\": %.5f, \"content_corr_translated\": %.5f, "
             "\"content_corr_simulated\": %.5f, \"content_crops\": %d, \"loss_D\": [%.5f, %.5f], "
             "\"loss_G_GAN\": [%.5f, %.5f], \"loss_NCE\": [%.5f, %.5f]}\n",
             (long long)m->steps, m->seconds, m->seconds_per_step, m->psd_translated, m->psd_simulated,
+            m->psd_band_translated, m->psd_band_simulated,
             m->hist_w1_translated, m->hist_w1_simulated, m->hist_js_translated, m->hist_js_simulated,
             m->content_translated, m->content_simulated, m->content_crops, m->loss_d_first, m->loss_d_last,
             m->loss_gan_first, m->loss_gan_last, m->loss_nce_first, m->loss_nce_last);

@@ -185,6 +185,9 @@ typedef struct {
     /* noise realism (network units): rms of log10 power-spectrum ratios over
        rings 1 .. Nyquist, and histogram distances */
     double psd_translated, psd_simulated;   /* vs real */
+    double psd_band_translated, psd_band_simulated; /* the same over f >= 1 / lowpass_A only (the
+                                                       noise band above the content metric's band;
+                                                       NAN when empty) */
     double hist_w1_translated, hist_w1_simulated;
     double hist_js_translated, hist_js_simulated;
     /* content: mean over crops of the Pearson correlation, inside the mask,
