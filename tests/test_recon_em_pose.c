@@ -52,6 +52,8 @@ static void blob_free(ew_structure_t *s)
 
 /* Simulated particles: projection at pose R, sub-pixel shift, optional
  * CTF (cisTEM sign, as em_sim) and white noise of sd noise. */
+static int inplane_only; /* 1: poses are rotations about z (the encoder test) */
+
 static void make_particles(const ew_em_model_t *m, int n, double apix, size_t count, int ctf, double noise,
                            uint64_t seed, float *imgs, ew_em_view_t *v)
 {
@@ -65,6 +67,10 @@ static void make_particles(const ew_em_model_t *m, int n, double apix, size_t co
         ew_rng_t r;
         ew_rng_init(&r, seed, i);
         ew_quat_t q = ew_quat_random(&r);
+        if (inplane_only) {
+            double ax[3] = {0, 0, 1};
+            q = ew_quat_from_axis_angle(ax, 2 * EW_PI * ew_rng_uniform(&r));
+        }
         ew_quat_to_mat(q, v[i].R);
         v[i].shift[0] = 3.0 * ew_rng_uniform(&r) - 1.5;
         v[i].shift[1] = 3.0 * ew_rng_uniform(&r) - 1.5;
@@ -180,6 +186,94 @@ static void test_match_noisy(void **state)
     assert_true(med < 5.0);
 }
 
+/* The hand-written Gram-Schmidt gradient against central differences. */
+static void test_rot6d_loss_grad(void **state)
+{
+    (void)state;
+    ew_rng_t r;
+    ew_rng_init(&r, 4, 0);
+    for (int t = 0; t < 20; t++) {
+        double d6[6], Rt[9], g[6];
+        for (int k = 0; k < 6; k++) d6[k] = ew_rng_normal(&r);
+        ew_quat_to_mat(ew_quat_random(&r), Rt);
+        ew_rot6d_frobenius_loss(d6, Rt, g);
+        for (int k = 0; k < 6; k++) {
+            double h = 1e-6, a[6], b[6];
+            memcpy(a, d6, sizeof a);
+            memcpy(b, d6, sizeof b);
+            a[k] += h;
+            b[k] -= h;
+            double fd = (ew_rot6d_frobenius_loss(a, Rt, NULL) - ew_rot6d_frobenius_loss(b, Rt, NULL)) / (2 * h);
+            assert_close(g[k], fd, 1e-5, 1e-7);
+        }
+    }
+    /* zero at the truth */
+    double Rt[9], d6[6], g[6];
+    ew_quat_to_mat(ew_quat_random(&r), Rt);
+    ew_mat_to_rot6d(Rt, d6);
+    assert_close(ew_rot6d_frobenius_loss(d6, Rt, g), 0.0, 0, 1e-20);
+}
+
+/* A small encoder learns the poses of simulated particles (in-plane
+ * rotations here, to stay fast; the benchmark trains on all of SO(3)). */
+static void test_encoder_learns(void **state)
+{
+    (void)state;
+    ew_structure_t s;
+    blob_make(&s, 300, 11.0, 5);
+    ew_em_model_t m;
+    assert_ok(ew_em_model_init(&m, &s, 0.0));
+    const int n = 32;
+    const double apix = 2.0;
+    const size_t ntr = 600, nte = 100;
+    inplane_only = 1;
+    float *imgs = malloc(sizeof(float) * (ntr + nte) * n * n);
+    ew_em_view_t *v = malloc(sizeof *v * (ntr + nte));
+    make_particles(&m, n, apix, ntr + nte, 0, 0.0, 33, imgs, v);
+    inplane_only = 0;
+    double *R = malloc(sizeof(double) * 9 * (ntr + nte)), *P = malloc(sizeof(double) * 9 * nte);
+    for (size_t i = 0; i < ntr + nte; i++) memcpy(R + 9 * i, v[i].R, sizeof v[i].R);
+    ew_poseenc_config_t c;
+    ew_poseenc_config_default(&c);
+    c.box = n;
+    c.width = 8;
+    c.batch = 16;
+    c.steps = 120;
+    ew_poseenc_t *e;
+    assert_ok(ew_poseenc_create(&c, &e));
+    ew_em_view_t *pv = malloc(sizeof *pv * nte);
+    assert_ok(ew_poseenc_predict(e, imgs + ntr * n * n, nte, P));
+    for (size_t i = 0; i < nte; i++) memcpy(pv[i].R, P + 9 * i, sizeof pv[i].R);
+    double med0 = median_error(v + ntr, pv, nte, NULL);
+    double loss;
+    assert_ok(ew_poseenc_train(e, imgs, R, ntr, &loss));
+    assert_ok(ew_poseenc_predict(e, imgs + ntr * n * n, nte, P));
+    for (size_t i = 0; i < nte; i++) memcpy(pv[i].R, P + 9 * i, sizeof pv[i].R);
+    double med = median_error(v + ntr, pv, nte, NULL);
+    printf("  encoder: held-out median error untrained %.1f deg, trained %.1f deg (loss %.3f)\n", med0, med, loss);
+    assert_true(med < 0.5 * med0);
+    /* checkpoint round trip */
+    const char *path = ew_test_tmpfile("poseenc.safetensors");
+    assert_ok(ew_poseenc_save(e, path));
+    ew_poseenc_t *e2;
+    c.seed = 5;
+    assert_ok(ew_poseenc_create(&c, &e2));
+    assert_ok(ew_poseenc_load(e2, path));
+    double *P2 = malloc(sizeof(double) * 9 * nte);
+    assert_ok(ew_poseenc_predict(e2, imgs + ntr * n * n, nte, P2));
+    assert_memory_equal(P, P2, sizeof(double) * 9 * nte);
+    free(P2);
+    ew_poseenc_destroy(e2);
+    ew_poseenc_destroy(e);
+    free(pv);
+    free(R);
+    free(P);
+    free(imgs);
+    free(v);
+    ew_em_model_free(&m);
+    blob_free(&s);
+}
+
 static void test_match_bad_args(void **state)
 {
     (void)state;
@@ -200,6 +294,8 @@ int main(void)
         cmocka_unit_test(test_match_high_snr),
         cmocka_unit_test(test_match_noisy),
         cmocka_unit_test(test_match_bad_args),
+        cmocka_unit_test(test_rot6d_loss_grad),
+        cmocka_unit_test(test_encoder_learns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

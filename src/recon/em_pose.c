@@ -5,10 +5,15 @@
 #include <fftw3.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "core/util.h"
 #include "geom/geom.h"
+#include "nn/checkpoint.h"
+#include "nn/optim.h"
+#include "nn/seq.h"
 
 void ew_empose_config_default(ew_empose_config_t *c)
 {
@@ -378,3 +383,220 @@ done:
     ew_rotgrid_free(&grid);
     return st;
 }
+
+/* ---- learned pose encoder ---- */
+
+struct ew_poseenc {
+    ew_poseenc_config_t cfg;
+    ew_params_t P;
+    ew_seq_t S;
+};
+
+void ew_poseenc_config_default(ew_poseenc_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->box = 32;
+    c->width = 16;
+    c->stages = 3;
+    c->batch = 32;
+    c->steps = 2000;
+    c->lr = 2e-3;
+    c->weight_decay = 1e-4;
+}
+
+ew_status_t ew_poseenc_create(const ew_poseenc_config_t *c, ew_poseenc_t **out)
+{
+    *out = NULL;
+    if (c->stages < 1 || c->stages > 6) return ew_fail(EW_ERR_ARG, "em pose encoder: stages = %d is not 1..6", c->stages);
+    if (c->box < 8 || c->box % (1 << c->stages) || c->box > 1024)
+        return ew_fail(EW_ERR_ARG, "em pose encoder: box = %d is not a multiple of 2^stages = %d in [8, 1024]", c->box,
+                       1 << c->stages);
+    if (c->width < 1 || c->width > 256) return ew_fail(EW_ERR_ARG, "em pose encoder: width = %d is not 1..256", c->width);
+    if (c->batch < 1 || c->steps < 0 || !(c->lr > 0.0))
+        return ew_fail(EW_ERR_ARG, "em pose encoder: batch = %d, steps = %d, lr = %g out of range", c->batch, c->steps,
+                       c->lr);
+    ew_poseenc_t *e = ew_calloc_array(1, sizeof *e);
+    if (!e) return EW_ERR_NOMEM;
+    e->cfg = *c;
+    ew_params_init(&e->P);
+    ew_seq_init(&e->S, "enc.", 1);
+    ew_status_t st = EW_OK;
+    int ch = c->width;
+    for (int s = 0; st == EW_OK && s < c->stages; s++, ch *= 2) {
+        st = ew_seq_conv(&e->S, &e->P, ch, 3, 1, 1, EW_PAD_ZERO, 0);
+        if (st == EW_OK) st = ew_seq_batchnorm(&e->S, &e->P);
+        if (st == EW_OK) st = ew_seq_act(&e->S, EW_ACT_RELU, 0.0);
+        if (st == EW_OK) st = ew_seq_conv(&e->S, &e->P, ch, 3, 1, 1, EW_PAD_ZERO, 0);
+        if (st == EW_OK) st = ew_seq_batchnorm(&e->S, &e->P);
+        if (st == EW_OK) st = ew_seq_act(&e->S, EW_ACT_RELU, 0.0);
+        if (st == EW_OK) st = ew_seq_maxpool(&e->S, 2, 2, 0);
+    }
+    int side = c->box >> c->stages;
+    if (st == EW_OK) st = ew_seq_linear(&e->S, &e->P, (ch / 2) * side * side, 6, 1);
+    if (st == EW_OK) st = ew_params_alloc(&e->P);
+    if (st != EW_OK) {
+        ew_poseenc_destroy(e);
+        return st;
+    }
+    ew_layers_init(&e->P, c->seed);
+    *out = e;
+    return EW_OK;
+}
+
+void ew_poseenc_destroy(ew_poseenc_t *e)
+{
+    if (!e) return;
+    ew_seq_free(&e->S);
+    ew_params_free(&e->P);
+    ew_free(e);
+}
+
+static void cross3(const double a[3], const double b[3], double c[3])
+{
+    c[0] = a[1] * b[2] - a[2] * b[1];
+    c[1] = a[2] * b[0] - a[0] * b[2];
+    c[2] = a[0] * b[1] - a[1] * b[0];
+}
+
+static double dot3(const double a[3], const double b[3]) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+
+double ew_rot6d_frobenius_loss(const double d6[6], const double Rt[9], double g[6])
+{
+    const double *a1 = d6, *a2 = d6 + 3;
+    double n1 = sqrt(dot3(a1, a1)), b1[3], u[3], b2[3], b3[3];
+    for (int k = 0; k < 3; k++) b1[k] = a1[k] / n1;
+    double p = dot3(b1, a2);
+    for (int k = 0; k < 3; k++) u[k] = a2[k] - p * b1[k];
+    double nu = sqrt(dot3(u, u));
+    for (int k = 0; k < 3; k++) b2[k] = u[k] / nu;
+    cross3(b1, b2, b3);
+    const double *b[3] = {b1, b2, b3};
+    double L = 0.0, gb[3][3];
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 3; k++) {
+            double d = b[r][k] - Rt[3 * r + k];
+            L += d * d;
+            gb[r][k] = 2.0 * d;
+        }
+    if (!g) return L;
+    /* b3 = b1 x b2 */
+    double t[3];
+    cross3(b2, gb[2], t);
+    for (int k = 0; k < 3; k++) gb[0][k] += t[k];
+    cross3(gb[2], b1, t);
+    for (int k = 0; k < 3; k++) gb[1][k] += t[k];
+    /* b2 = u / |u| */
+    double gu[3], q = dot3(gb[1], b2);
+    for (int k = 0; k < 3; k++) gu[k] = (gb[1][k] - q * b2[k]) / nu;
+    /* u = a2 - (b1.a2) b1 */
+    double ub = dot3(gu, b1);
+    for (int k = 0; k < 3; k++) {
+        g[3 + k] = gu[k] - ub * b1[k];
+        gb[0][k] += -ub * a2[k] - p * gu[k];
+    }
+    /* b1 = a1 / |a1| */
+    double w = dot3(gb[0], b1);
+    for (int k = 0; k < 3; k++) g[k] = (gb[0][k] - w * b1[k]) / n1;
+    return L;
+}
+
+/* Copy image i normalized (zero mean, unit variance) into dst. */
+static void norm_image(const float *src, size_t npx, float *dst)
+{
+    double s = 0.0, s2 = 0.0;
+    for (size_t k = 0; k < npx; k++) {
+        s += src[k];
+        s2 += (double)src[k] * src[k];
+    }
+    double mean = s / npx, var = s2 / npx - mean * mean, inv = var > 0.0 ? 1.0 / sqrt(var) : 1.0;
+    for (size_t k = 0; k < npx; k++) dst[k] = (float)((src[k] - mean) * inv);
+}
+
+ew_status_t ew_poseenc_train(ew_poseenc_t *e, const float *imgs, const double *R, size_t count, double *final_loss)
+{
+    const ew_poseenc_config_t *c = &e->cfg;
+    if (count == 0) return ew_fail(EW_ERR_ARG, "em pose encoder: no training images");
+    const int B = c->batch, n = c->box;
+    const size_t npx = (size_t)n * n;
+    float *x = ew_alloc_array((size_t)B * npx, sizeof(float)), *dy = ew_alloc_array((size_t)B * 6, sizeof(float));
+    size_t *idx = ew_alloc_array((size_t)B, sizeof(size_t));
+    if (!x || !dy || !idx) {
+        ew_free(x);
+        ew_free(dy);
+        ew_free(idx);
+        return EW_ERR_NOMEM;
+    }
+    ew_optim_t opt = ew_optim_default(EW_OPT_ADAMW);
+    opt.weight_decay = c->weight_decay;
+    ew_status_t st = EW_OK;
+    double tail = 0.0;
+    int ntail = 0;
+    for (int step = 0; step < c->steps; step++) {
+        ew_rng_t r;
+        ew_rng_init(&r, c->seed, ew_rng_stream_id(EW_RNG_TAG_BATCH, (uint64_t)step));
+        for (int b = 0; b < B; b++) {
+            idx[b] = (size_t)(ew_rng_uniform(&r) * count);
+            if (idx[b] >= count) idx[b] = count - 1;
+            norm_image(imgs + idx[b] * npx, npx, x + (size_t)b * npx);
+        }
+        const float *out;
+        st = ew_seq_forward(&e->S, &e->P, x, B, n, n, 1, &out, NULL, NULL, NULL);
+        if (st != EW_OK) break;
+        double loss = 0.0;
+        for (int b = 0; b < B; b++) {
+            double d6[6], g[6];
+            for (int k = 0; k < 6; k++) d6[k] = out[(size_t)b * 6 + k];
+            loss += ew_rot6d_frobenius_loss(d6, R + 9 * idx[b], g) / B;
+            for (int k = 0; k < 6; k++) dy[(size_t)b * 6 + k] = (float)(g[k] / B);
+        }
+        ew_params_zero_grad(&e->P);
+        st = ew_seq_backward(&e->S, &e->P, dy, NULL);
+        if (st != EW_OK) break;
+        ew_grad_clip(&e->P, 5.0);
+        ew_optim_step(&e->P, &opt, ew_lr_warmup_cosine(step, 50, c->steps, c->lr, c->lr / 50));
+        if (step >= c->steps - 50) {
+            tail += loss;
+            ntail++;
+        }
+    }
+    if (final_loss) *final_loss = ntail ? tail / ntail : NAN;
+    ew_free(x);
+    ew_free(dy);
+    ew_free(idx);
+    return st;
+}
+
+ew_status_t ew_poseenc_predict(ew_poseenc_t *e, const float *imgs, size_t count, double *R)
+{
+    const int n = e->cfg.box, B = 64;
+    const size_t npx = (size_t)n * n;
+    float *x = ew_alloc_array((size_t)B * npx, sizeof(float));
+    if (!x) return EW_ERR_NOMEM;
+    ew_status_t st = EW_OK;
+    for (size_t i0 = 0; i0 < count && st == EW_OK; i0 += B) {
+        int nb = (int)(count - i0 < (size_t)B ? count - i0 : (size_t)B);
+        for (int b = 0; b < nb; b++) norm_image(imgs + (i0 + b) * npx, npx, x + (size_t)b * npx);
+        const float *out;
+        st = ew_seq_forward(&e->S, &e->P, x, nb, n, n, 0, &out, NULL, NULL, NULL);
+        if (st != EW_OK) break;
+        for (int b = 0; b < nb; b++) {
+            double d6[6];
+            for (int k = 0; k < 6; k++) d6[k] = out[(size_t)b * 6 + k];
+            ew_rot6d_to_mat(d6, R + 9 * (i0 + b));
+        }
+    }
+    ew_free(x);
+    return st;
+}
+
+ew_status_t ew_poseenc_save(const ew_poseenc_t *e, const char *path)
+{
+    char box[32], width[32], stages[32];
+    snprintf(box, sizeof box, "%d", e->cfg.box);
+    snprintf(width, sizeof width, "%d", e->cfg.width);
+    snprintf(stages, sizeof stages, "%d", e->cfg.stages);
+    const char *meta[] = {"model", "ewald-em-pose-encoder", "box", box, "width", width, "stages", stages};
+    return ew_checkpoint_save(path, &e->P, 0, meta, 4);
+}
+
+ew_status_t ew_poseenc_load(ew_poseenc_t *e, const char *path) { return ew_checkpoint_load(path, &e->P, 0); }

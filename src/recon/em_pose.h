@@ -54,8 +54,9 @@ ew_status_t ew_em_pose_match(const ew_empose_config_t *cfg, const float *map, co
                              ew_em_view_t *views, double *score);
 
 /* ---- learned pose encoder ----
- * A small CNN (conv 3x3 / batch norm / ReLU / max-pool stages, global
- * average pool, linear to 6 values) maps a particle image (normalized to
+ * A small CNN (conv 3x3 / batch norm / ReLU / max-pool stages, channels
+ * doubling per stage, then a linear layer on the flattened features to 6
+ * values; names "enc.<i>.weight") maps a particle image (normalized to
  * zero mean, unit variance) to the 6D representation, turned into R by
  * Gram-Schmidt (geom.h ew_rot6d_to_mat). Trained with AdamW on the squared
  * Frobenius distance |R_pred - R_true|^2 (gradient through Gram-Schmidt
@@ -84,6 +85,10 @@ void ew_poseenc_destroy(ew_poseenc_t *enc);
 ew_status_t ew_poseenc_train(ew_poseenc_t *enc, const float *imgs, const double *R, size_t count, double *final_loss);
 /* Predict rotations (count x 9) for count images. */
 ew_status_t ew_poseenc_predict(ew_poseenc_t *enc, const float *imgs, size_t count, double *R);
+/* The training loss of one sample and its gradient: L = |R(d6) - Rt|_F^2
+ * with R(d6) = ew_rot6d_to_mat(d6); g (6) = dL/dd6 (back-propagated
+ * through Gram-Schmidt, written out by hand). Returns L. */
+double ew_rot6d_frobenius_loss(const double d6[6], const double Rt[9], double g[6]);
 /* Save / load the weights (safetensors, PyTorch names) atomically; the
  * message names the file on error. */
 ew_status_t ew_poseenc_save(const ew_poseenc_t *enc, const char *path);
