@@ -1,6 +1,8 @@
 /* ewald core: logging, progress, timers, atomic file output. */
 #include "core/util.h"
 
+#include "core/mem.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -138,6 +140,34 @@ void ew_progress_abort(ew_progress_t *p)
     if (!p) return;
     if (p->enabled && p->tty) fputs("\r\033[K", stderr); /* clear the half-drawn bar */
     free(p);
+}
+
+ew_status_t ew_file_read_all(const char *path, char **out, size_t *n_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return ew_fail(EW_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (ew_grow((void **)&buf, &cap, n + 65537, 1) != EW_OK) {
+            free(buf);
+            fclose(f);
+            return ew_fail_context(EW_ERR_NOMEM, "%s", path);
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        return ew_fail(EW_ERR_IO, "%s: read error", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *n_out = n;
+    return EW_OK;
 }
 
 char *ew_temp_name(const char *path)

@@ -67,6 +67,11 @@ ew_status_t ew_atomic_open(const char *path, FILE **fp, char **tmpname);
 ew_status_t ew_atomic_commit(FILE *fp, char *tmpname, const char *path);
 void ew_atomic_abort(FILE *fp, char *tmpname);
 
+/* Read a whole file into a malloc'd buffer (NUL-terminated one byte past
+ * *n_out, so text parsers may treat it as a string). The caller frees *out
+ * with free(). On error nothing is allocated and the message names the file. */
+ew_status_t ew_file_read_all(const char *path, char **out, size_t *n_out);
+
 /* A temporary name beside path, for writers that create files through
  * other libraries (HDF5, libpng): "<path>.tmp.<pid>.<k>", k counting the
  * names made by this process. Caller frees. */

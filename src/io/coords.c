@@ -191,40 +191,13 @@ ew_status_t ew_coords_parse_box(const char *data, size_t len, const char *name, 
     return st;
 }
 
-static ew_status_t slurp(const char *path, char **out, size_t *n_out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return ew_fail(EW_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (ew_grow((void **)&buf, &cap, n + 65536, 1) != EW_OK) {
-            free(buf);
-            fclose(f);
-            return ew_fail_context(EW_ERR_NOMEM, "%s", path);
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return ew_fail(EW_ERR_IO, "%s: read error", path);
-    }
-    *out = buf;
-    *n_out = n;
-    return EW_OK;
-}
-
 ew_status_t ew_coords_read_topaz(const char *path, ew_coords_t *c)
 {
     EW_ASSERT(path && c);
     ew_coords_init(c);
     char *buf = NULL;
     size_t n = 0;
-    EW_TRY(slurp(path, &buf, &n));
+    EW_TRY(ew_file_read_all(path, &buf, &n));
     ew_status_t st = ew_coords_parse_topaz(buf, n, path, c);
     free(buf);
     return st;
@@ -236,7 +209,7 @@ ew_status_t ew_coords_read_box(const char *path, ew_coords_t *c)
     ew_coords_init(c);
     char *buf = NULL;
     size_t n = 0;
-    EW_TRY(slurp(path, &buf, &n));
+    EW_TRY(ew_file_read_all(path, &buf, &n));
     ew_status_t st = ew_coords_parse_box(buf, n, path, c);
     free(buf);
     return st;

@@ -8,6 +8,8 @@
 
 #include "io/star.h"
 
+#include "io/cif_lex.h"
+
 /* ------------------------------------------------------- string arena */
 
 typedef struct arena_chunk {
@@ -203,80 +205,7 @@ ew_status_t ew_star_add_pair(ew_star_t *s, size_t block, const char *key, const 
 
 /* ------------------------------------------------------------ parsing */
 
-typedef struct {
-    const char *data;
-    size_t len, pos, line;
-} lex_t;
-
-typedef struct {
-    const char *p;
-    size_t n;
-    int quoted;
-    size_t line;
-} tok_t;
-
-/* 1: token, 0: end, -1: error (message set). */
-static int next_tok(lex_t *x, tok_t *t, const char *name)
-{
-    const char *d = x->data;
-    for (;;) {
-        while (x->pos < x->len && isspace((unsigned char)d[x->pos])) {
-            if (d[x->pos] == '\n') x->line++;
-            x->pos++;
-        }
-        if (x->pos >= x->len) return 0;
-        if (d[x->pos] == '#') {
-            while (x->pos < x->len && d[x->pos] != '\n') x->pos++;
-            continue;
-        }
-        break;
-    }
-    size_t s = x->pos;
-    t->line = x->line;
-    t->quoted = 0;
-    char c = d[s];
-    if (c == ';' && (s == 0 || d[s - 1] == '\n')) {
-        size_t e = s + 1;
-        for (;;) {
-            const char *nl = memchr(d + e, '\n', x->len - e);
-            if (!nl) {
-                ew_fail(EW_ERR_FORMAT, "%s:%zu: text field starting with ';' is not closed", name, t->line);
-                return -1;
-            }
-            x->line++;
-            e = (size_t)(nl - d) + 1;
-            if (e < x->len && d[e] == ';') break;
-        }
-        t->p = d + s + 1;
-        t->n = e - 1 - (s + 1);
-        t->quoted = 1;
-        x->pos = e + 1;
-        return 1;
-    }
-    if (c == '\'' || c == '"') {
-        size_t e = s + 1;
-        while (e < x->len && d[e] != '\n' &&
-               !(d[e] == c && (e + 1 >= x->len || isspace((unsigned char)d[e + 1]))))
-            e++;
-        if (e >= x->len || d[e] != c) {
-            ew_fail(EW_ERR_FORMAT, "%s:%zu: quoted value is not closed on its line", name, t->line);
-            return -1;
-        }
-        t->p = d + s + 1;
-        t->n = e - s - 1;
-        t->quoted = 1;
-        x->pos = e + 1;
-        return 1;
-    }
-    size_t e = s;
-    while (e < x->len && !isspace((unsigned char)d[e])) e++;
-    t->p = d + s;
-    t->n = e - s;
-    x->pos = e;
-    return 1;
-}
-
-static int kw(const tok_t *t, const char *k)
+static int kw(const ew_cif_tok_t *t, const char *k)
 {
     size_t n = strlen(k);
     if (t->quoted || t->n < n) return 0;
@@ -285,10 +214,10 @@ static int kw(const tok_t *t, const char *k)
     return 1;
 }
 
-static int is_name(const tok_t *t) { return !t->quoted && t->n > 0 && t->p[0] == '_'; }
-static int is_data(const tok_t *t) { return kw(t, "data_"); }
-static int is_loop(const tok_t *t) { return kw(t, "loop_") && t->n == 5; }
-static int is_other_kw(const tok_t *t)
+static int is_name(const ew_cif_tok_t *t) { return !t->quoted && t->n > 0 && t->p[0] == '_'; }
+static int is_data(const ew_cif_tok_t *t) { return kw(t, "data_"); }
+static int is_loop(const ew_cif_tok_t *t) { return kw(t, "loop_") && t->n == 5; }
+static int is_other_kw(const ew_cif_tok_t *t)
 {
     return (kw(t, "stop_") && t->n == 5) || (kw(t, "global_") && t->n == 7) || kw(t, "save_");
 }
@@ -300,10 +229,10 @@ ew_status_t ew_star_parse(const char *data, size_t len, const char *name, ew_sta
     EW_ASSERT(s && (data || len == 0));
     if (!name) name = "(memory)";
     ew_star_init(s, name);
-    lex_t x = {data, len, 0, 1};
-    tok_t t;
+    ew_cif_lex_t x = {data, len, 0, 1};
+    ew_cif_tok_t t;
     ew_status_t st = EW_OK;
-    int rc = next_tok(&x, &t, name);
+    int rc = ew_cif_next(&x, &t, name);
     size_t block = 0;
     int have_block = 0;
     while (rc > 0) {
@@ -314,7 +243,7 @@ ew_status_t ew_star_parse(const char *data, size_t len, const char *name, ew_sta
                 goto fail;
             }
             have_block = 1;
-            rc = next_tok(&x, &t, name);
+            rc = ew_cif_next(&x, &t, name);
         } else if (is_loop(&t)) {
             if (!have_block) {
                 st = ew_fail(EW_ERR_FORMAT, "%s:%zu: loop_ before any data_ block", name, t.line);
@@ -323,7 +252,7 @@ ew_status_t ew_star_parse(const char *data, size_t len, const char *name, ew_sta
             size_t ti, loop_line = t.line;
             if ((st = add_table(s, block, 1, &ti)) != EW_OK) goto fail;
             ew_star_table_t *tb = &s->blocks[block].tables[ti];
-            while ((rc = next_tok(&x, &t, name)) > 0 && is_name(&t))
+            while ((rc = ew_cif_next(&x, &t, name)) > 0 && is_name(&t))
                 if ((st = add_col(s, tb, t.p, t.n)) != EW_OK) goto fail;
             if (tb->n_cols == 0) {
                 st = ew_fail(EW_ERR_FORMAT, "%s:%zu: loop_ in block data_%s has no column names", name,
@@ -342,7 +271,7 @@ ew_status_t ew_star_parse(const char *data, size_t len, const char *name, ew_sta
                     goto fail;
                 }
                 k = (k + 1) % tb->n_cols;
-                rc = next_tok(&x, &t, name);
+                rc = ew_cif_next(&x, &t, name);
             }
             if (rc < 0) break;
             if (k != 0) {
@@ -356,17 +285,17 @@ ew_status_t ew_star_parse(const char *data, size_t len, const char *name, ew_sta
                 st = ew_fail(EW_ERR_FORMAT, "%s:%zu: '%.*s' before any data_ block", name, t.line, SHOW(&t));
                 goto fail;
             }
-            tok_t key = t;
-            rc = next_tok(&x, &t, name);
+            ew_cif_tok_t key = t;
+            rc = ew_cif_next(&x, &t, name);
             if (rc == 0 || (rc > 0 && (is_name(&t) || is_data(&t) || is_loop(&t)))) {
                 st = ew_fail(EW_ERR_FORMAT, "%s:%zu: '%.*s' has no value", name, key.line, SHOW(&key));
                 goto fail;
             }
             if (rc < 0) break;
             if ((st = add_pair_n(s, block, key.p, key.n, t.p, t.n)) != EW_OK) goto fail;
-            rc = next_tok(&x, &t, name);
+            rc = ew_cif_next(&x, &t, name);
         } else if (is_other_kw(&t)) {
-            rc = next_tok(&x, &t, name);
+            rc = ew_cif_next(&x, &t, name);
         } else {
             st = ew_fail(EW_ERR_FORMAT, "%s:%zu: value '%.*s' outside a loop or key-value pair", name,
                          t.line, SHOW(&t));
@@ -387,40 +316,13 @@ fail:
     return st;
 }
 
-static ew_status_t read_all(const char *path, char **out, size_t *n_out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return ew_fail(EW_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (ew_grow((void **)&buf, &cap, n + 65536, 1) != EW_OK) {
-            free(buf);
-            fclose(f);
-            return ew_fail_context(EW_ERR_NOMEM, "%s", path);
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return ew_fail(EW_ERR_IO, "%s: read error", path);
-    }
-    *out = buf;
-    *n_out = n;
-    return EW_OK;
-}
-
 ew_status_t ew_star_read(const char *path, ew_star_t *s)
 {
     EW_ASSERT(path && s);
     memset(s, 0, sizeof *s);
     char *buf = NULL;
     size_t n = 0;
-    EW_TRY(read_all(path, &buf, &n));
+    EW_TRY(ew_file_read_all(path, &buf, &n));
     ew_status_t st = ew_star_parse(buf, n, path, s);
     free(buf);
     return st;

@@ -16,6 +16,8 @@
 
 #include "io/structure.h"
 
+#include "io/cif_lex.h"
+
 typedef struct {
     float xyz[3];
     float occ, b;
@@ -347,84 +349,7 @@ static ew_status_t parse_pdb(const char *data, size_t len, const char *name,
 
 /* -------------------------------------------------------------- mmCIF */
 
-typedef struct {
-    const char *data;
-    size_t len, pos, line;
-} cif_lex_t;
-
-typedef struct {
-    const char *p;
-    size_t n;
-    int quoted;
-    size_t line;
-} cif_tok_t;
-
-/* Next token; returns 0 at end of input, -1 on an unterminated string
- * (message set), 1 otherwise. */
-static int cif_next(cif_lex_t *x, cif_tok_t *t, const char *name)
-{
-    const char *d = x->data;
-    for (;;) {
-        while (x->pos < x->len && isspace((unsigned char)d[x->pos])) {
-            if (d[x->pos] == '\n') x->line++;
-            x->pos++;
-        }
-        if (x->pos >= x->len) return 0;
-        if (d[x->pos] == '#') {
-            while (x->pos < x->len && d[x->pos] != '\n') x->pos++;
-            continue;
-        }
-        break;
-    }
-    size_t s = x->pos;
-    t->line = x->line;
-    t->quoted = 0;
-    char c = d[s];
-    if (c == ';' && (s == 0 || d[s - 1] == '\n')) { /* text field to "\n;" */
-        size_t e = s + 1;
-        for (;;) {
-            const char *nl = memchr(d + e, '\n', x->len - e);
-            if (!nl) {
-                ew_fail(EW_ERR_FORMAT, "%s:%zu: text field starting with ';' is not closed", name,
-                        t->line);
-                return -1;
-            }
-            x->line++;
-            e = (size_t)(nl - d) + 1;
-            if (e < x->len && d[e] == ';') break;
-        }
-        t->p = d + s + 1;
-        t->n = e - 1 - (s + 1);
-        t->quoted = 1;
-        x->pos = e + 1;
-        return 1;
-    }
-    if (c == '\'' || c == '"') {
-        size_t e = s + 1;
-        while (e < x->len) {
-            if (d[e] == '\n') break;
-            if (d[e] == c && (e + 1 >= x->len || isspace((unsigned char)d[e + 1]))) break;
-            e++;
-        }
-        if (e >= x->len || d[e] != c) {
-            ew_fail(EW_ERR_FORMAT, "%s:%zu: quoted string is not closed on its line", name, t->line);
-            return -1;
-        }
-        t->p = d + s + 1;
-        t->n = e - s - 1;
-        t->quoted = 1;
-        x->pos = e + 1;
-        return 1;
-    }
-    size_t e = s;
-    while (e < x->len && !isspace((unsigned char)d[e])) e++;
-    t->p = d + s;
-    t->n = e - s;
-    x->pos = e;
-    return 1;
-}
-
-static int tok_is(const cif_tok_t *t, const char *kw)
+static int tok_is(const ew_cif_tok_t *t, const char *kw)
 {
     size_t n = strlen(kw);
     if (t->quoted || t->n != n) return 0;
@@ -433,7 +358,7 @@ static int tok_is(const cif_tok_t *t, const char *kw)
     return 1;
 }
 
-static int tok_prefix(const cif_tok_t *t, const char *kw)
+static int tok_prefix(const ew_cif_tok_t *t, const char *kw)
 {
     size_t n = strlen(kw);
     if (t->quoted || t->n < n) return 0;
@@ -443,14 +368,14 @@ static int tok_prefix(const cif_tok_t *t, const char *kw)
 }
 
 /* A token that ends a loop's values. */
-static int tok_reserved(const cif_tok_t *t)
+static int tok_reserved(const ew_cif_tok_t *t)
 {
     return !t->quoted && t->n > 0 &&
            (t->p[0] == '_' || tok_is(t, "loop_") || tok_prefix(t, "data_") ||
             tok_prefix(t, "save_") || tok_is(t, "stop_") || tok_is(t, "global_"));
 }
 
-static int tok_missing(const cif_tok_t *t)
+static int tok_missing(const ew_cif_tok_t *t)
 {
     return !t->quoted && t->n == 1 && (t->p[0] == '.' || t->p[0] == '?');
 }
@@ -475,12 +400,12 @@ static int ci_eq(const char *a, size_t an, const char *b)
     return 1;
 }
 
-static const cif_tok_t *cif_col(const cif_tok_t *v, const int *col, int c)
+static const ew_cif_tok_t *cif_col(const ew_cif_tok_t *v, const int *col, int c)
 {
     return col[c] >= 0 && !tok_missing(&v[col[c]]) ? &v[col[c]] : NULL;
 }
 
-static ew_status_t cif_row(const cif_tok_t *v, const int *col, const char *name,
+static ew_status_t cif_row(const ew_cif_tok_t *v, const int *col, const char *name,
                            const ew_structure_options_t *opts, long *model, atom_list_t *L)
 {
     atom_rec_t r;
@@ -489,7 +414,7 @@ static ew_status_t cif_row(const cif_tok_t *v, const int *col, const char *name,
     char buf[64];
     double x;
 #define TOK(c) cif_col(v, col, c)
-    const cif_tok_t *t = TOK(C_MODEL);
+    const ew_cif_tok_t *t = TOK(C_MODEL);
     if (t) {
         if (parse_num(t->p, t->n, &x) || fabs(x) > 1e9)
             return ew_fail(EW_ERR_FORMAT, "%s:%zu: pdbx_PDB_model_num '%.*s' is not a number", name,
@@ -520,7 +445,7 @@ static ew_status_t cif_row(const cif_tok_t *v, const int *col, const char *name,
                            line, (int)(t->n > 20 ? 20 : t->n), t->p);
         r.b = (float)x;
     }
-    const cif_tok_t *an = TOK(C_AATOM) ? TOK(C_AATOM) : TOK(C_LATOM);
+    const ew_cif_tok_t *an = TOK(C_AATOM) ? TOK(C_AATOM) : TOK(C_LATOM);
     if (an) copy_trim(r.atom_name, sizeof r.atom_name, an->p, an->n);
     if ((t = TOK(C_ACOMP) ? TOK(C_ACOMP) : TOK(C_LCOMP)))
         copy_trim(r.res_name, sizeof r.res_name, t->p, t->n);
@@ -568,13 +493,13 @@ static ew_status_t cif_row(const cif_tok_t *v, const int *col, const char *name,
 static ew_status_t parse_cif(const char *data, size_t len, const char *name,
                              const ew_structure_options_t *opts, atom_list_t *L)
 {
-    cif_lex_t x = {data, len, 0, 1};
-    cif_tok_t t;
+    ew_cif_lex_t x = {data, len, 0, 1};
+    ew_cif_tok_t t;
     int rc, found = 0;
-    rc = cif_next(&x, &t, name);
+    rc = ew_cif_next(&x, &t, name);
     while (rc > 0) {
         if (!tok_is(&t, "loop_")) {
-            rc = cif_next(&x, &t, name);
+            rc = ew_cif_next(&x, &t, name);
             continue;
         }
         /* loop header */
@@ -582,7 +507,7 @@ static ew_status_t parse_cif(const char *data, size_t len, const char *name,
         int col[C_NCOLS];
         for (int c = 0; c < C_NCOLS; c++) col[c] = -1;
         int atom_site = 0;
-        while ((rc = cif_next(&x, &t, name)) > 0 && !t.quoted && t.n > 0 && t.p[0] == '_') {
+        while ((rc = ew_cif_next(&x, &t, name)) > 0 && !t.quoted && t.n > 0 && t.p[0] == '_') {
             if (t.n > 11 && ci_eq(t.p, 11, "_atom_site.")) {
                 atom_site = 1;
                 for (int c = 0; c < C_NCOLS; c++)
@@ -594,13 +519,13 @@ static ew_status_t parse_cif(const char *data, size_t len, const char *name,
         if (ncols == 0)
             return ew_fail(EW_ERR_FORMAT, "%s:%zu: loop_ without column names", name, x.line);
         if (!atom_site || found) { /* skip this loop's values */
-            while (rc > 0 && !tok_reserved(&t)) rc = cif_next(&x, &t, name);
+            while (rc > 0 && !tok_reserved(&t)) rc = ew_cif_next(&x, &t, name);
             continue;
         }
         found = 1;
         if (col[C_X] < 0 || col[C_Y] < 0 || col[C_Z] < 0)
             return ew_fail(EW_ERR_FORMAT, "%s: the _atom_site loop has no Cartn_x/y/z columns", name);
-        cif_tok_t *row = malloc(ncols * sizeof *row);
+        ew_cif_tok_t *row = malloc(ncols * sizeof *row);
         if (!row) return ew_fail(EW_ERR_NOMEM, "%s: out of memory", name);
         long model = LONG_MIN;
         size_t k = 0;
@@ -614,7 +539,7 @@ static ew_status_t parse_cif(const char *data, size_t len, const char *name,
                 }
                 k = 0;
             }
-            rc = cif_next(&x, &t, name);
+            rc = ew_cif_next(&x, &t, name);
         }
         free(row);
         if (rc < 0) return EW_ERR_FORMAT;
@@ -663,26 +588,9 @@ ew_status_t ew_structure_read(const char *path, const ew_structure_options_t *op
 {
     EW_ASSERT(path && s);
     memset(s, 0, sizeof *s);
-    FILE *f = fopen(path, "rb");
-    if (!f) return ew_fail(EW_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (ew_grow((void **)&buf, &cap, n + 65536, 1) != EW_OK) {
-            free(buf);
-            fclose(f);
-            return ew_fail_context(EW_ERR_NOMEM, "%s", path);
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return ew_fail(EW_ERR_IO, "%s: read error", path);
-    }
+    size_t n = 0;
+    EW_TRY(ew_file_read_all(path, &buf, &n));
     ew_status_t st = ew_structure_parse(buf, n, path, opts, s);
     free(buf);
     return st;
