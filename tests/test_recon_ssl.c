@@ -473,6 +473,7 @@ static void test_end_to_end_gradient(void **state)
             c.siren_layers = 2;
             c.loss = poisson ? EW_SSL_LOSS_POISSON : EW_SSL_LOSS_MSE;
             c.smooth = 0.05;
+            c.search_level = 0;
             ew_ssl_model_t *m;
             assert_ok(ew_ssl_model_create(&c, &d, &m));
             if (dec == 0) { /* a structured grid (not the radial init) */
