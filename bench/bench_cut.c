@@ -37,7 +37,7 @@ static void row(const char *name, const ew_cut_metrics_t *m)
 int main(int argc, char **argv)
 {
     prefer_passive_wait(argv);
-    int steps = 1500, mics = 8, size = 512, particles = 12, crop = 64, batch = 2, ngf = 16, blocks = 6, threads = 2;
+    int steps = 1200, mics = 8, size = 512, particles = 12, crop = 64, batch = 2, ngf = 16, blocks = 6, threads = 2;
     int ablation = 1, skip = 1;
     double lambda_nce = 1.0, lr = 2e-4, snr = 0.1;
     int plain_only = 0;

@@ -539,6 +539,7 @@ ew_status_t ew_cut_train(const ew_cut_config_t *cfg, const ew_cut_set_t *sim, co
     char ckpt[4096];
     if (cfg->outdir) snprintf(ckpt, sizeof(ckpt), "%s/cut.safetensors", cfg->outdir);
     ew_progress_t *prog = cfg->progress ? ew_progress_start("noise model", (uint64_t)steps) : NULL;
+    if (start > 0 && start < steps) ew_progress_add(prog, (uint64_t)start);
     const double t0 = ew_time_now();
     int64_t done = 0;
     for (int64_t it = start; it < steps && s == EW_OK; it++) {

@@ -138,9 +138,10 @@ void ew_cut_crop_origin(const ew_cut_image_t *img, int crop, double min_fraction
  * the mask (crop side fh * stride; may be NULL): np = min(num_patches,
  * fh fw) flat indices into idx (capacity num_patches). PLAIN (or no
  * mask, or a region empty): uniform without replacement, *n_particle = 0
- * and *plain = 1. MASK: the first *n_particle = min(num_patches / 2,
- * particle locations) indices are particle locations, the rest
- * background, each drawn without replacement, *plain = 0. A location is
+ * and *plain = 1. MASK: the first *n_particle indices are particle
+ * locations, the rest background, each drawn without replacement,
+ * *plain = 0; *n_particle = min(num_patches / 2, particle locations), or
+ * more when the background has too few locations to fill np. A location is
  * a particle location when mask[(stride y + stride / 2) * (fw stride) +
  * stride x + stride / 2] != 0. Returns np. */
 int ew_cut_sample_locations(const uint8_t *mask, int fh, int fw, int stride, int num_patches,
