@@ -346,13 +346,13 @@ int cmd_em_noise_apply(int argc, char **argv)
                     st = cli_paths_add(&copies, path);
         }
     }
+    ew_cut_model_t *m = NULL;
+    double t0 = ew_time_now();
+    if (st == EW_OK) st = ew_cut_model_load(pos[0], &m);
     for (size_t k = 0; st == EW_OK && k < out.n; k++) {
         ew_cli_replace_ext(out.v[k], ".png", path, sizeof path);
         if ((st = make_parent(out.v[k])) == EW_OK && png) st = cli_paths_add(&pngs, path);
     }
-    ew_cut_model_t *m = NULL;
-    double t0 = ew_time_now();
-    if (st == EW_OK) st = ew_cut_model_load(pos[0], &m);
     if (st == EW_OK)
         st = ew_cut_apply_files(m, (const char *const *)in.v, (const char *const *)out.v,
                                 png ? (const char *const *)pngs.v : NULL, in.n);
