@@ -190,6 +190,7 @@ int cmd_em_noise_train(int argc, char **argv)
         "same pixel size. Writes under --outdir the checkpoint, sample montages and the noise-realism and content "
         "metrics, which are also printed.",
         "sim_images, real_images, pixel, steps, seconds, seconds_per_step, psd_translated, psd_simulated, "
+        "psd_band_translated, psd_band_simulated, "
         "hist_w1_translated, hist_w1_simulated, hist_js_translated, hist_js_simulated, content_translated, "
         "content_simulated, loss_d_first, loss_d_last, loss_gan_first, loss_gan_last, loss_nce_first, loss_nce_last, "
         "params{every option}, outputs{model, outdir}",
@@ -257,9 +258,10 @@ int cmd_em_noise_train(int argc, char **argv)
         printf("  %lld steps in %.1f s (%.3f s/step); loss D %.4g -> %.4g, GAN %.4g -> %.4g, NCE %.4g -> %.4g\n",
                (long long)met.steps, met.seconds, met.seconds_per_step, met.loss_d_first, met.loss_d_last,
                met.loss_gan_first, met.loss_gan_last, met.loss_nce_first, met.loss_nce_last);
-        printf("  vs real: PSD log10 rms %.4f translated / %.4f simulated; histogram W1 %.4f / %.4f, JS %.4f / %.4f\n",
-               met.psd_translated, met.psd_simulated, met.hist_w1_translated, met.hist_w1_simulated,
-               met.hist_js_translated, met.hist_js_simulated);
+        printf("  vs real: PSD log10 rms %.4f translated / %.4f simulated (above 1/%g A: %.4f / %.4f); histogram W1 "
+               "%.4f / %.4f, JS %.4f / %.4f\n", met.psd_translated, met.psd_simulated, c.lowpass_A, met.psd_band_translated,
+               met.psd_band_simulated, met.hist_w1_translated, met.hist_w1_simulated, met.hist_js_translated,
+               met.hist_js_simulated);
         printf("  content (low-passed corr with the clean image in the mask): %.4f translated / %.4f simulated (%d crops)\n",
                met.content_translated, met.content_simulated, met.content_crops);
         printf("wrote %s/ (cut.safetensors, samples/, metrics.json, psd_*.txt)\n", c.outdir);
@@ -271,14 +273,14 @@ int cmd_em_noise_train(int argc, char **argv)
             cJSON_AddNumberToObject(js, "steps", (double)met.steps);
             cJSON_AddNumberToObject(js, "seconds", met.seconds);
             cJSON_AddNumberToObject(js, "seconds_per_step", met.seconds_per_step);
-            const char *k[] = {"psd_translated", "psd_simulated", "hist_w1_translated", "hist_w1_simulated",
-                               "hist_js_translated", "hist_js_simulated", "content_translated", "content_simulated",
-                               "loss_d_first", "loss_d_last", "loss_gan_first", "loss_gan_last", "loss_nce_first",
-                               "loss_nce_last"};
-            double v[] = {met.psd_translated, met.psd_simulated, met.hist_w1_translated, met.hist_w1_simulated,
-                          met.hist_js_translated, met.hist_js_simulated, met.content_translated, met.content_simulated,
-                          met.loss_d_first, met.loss_d_last, met.loss_gan_first, met.loss_gan_last,
-                          met.loss_nce_first, met.loss_nce_last};
+            const char *k[] = {"psd_translated", "psd_simulated", "psd_band_translated", "psd_band_simulated",
+                               "hist_w1_translated", "hist_w1_simulated", "hist_js_translated", "hist_js_simulated",
+                               "content_translated", "content_simulated", "loss_d_first", "loss_d_last",
+                               "loss_gan_first", "loss_gan_last", "loss_nce_first", "loss_nce_last"};
+            double v[] = {met.psd_translated, met.psd_simulated, met.psd_band_translated, met.psd_band_simulated,
+                          met.hist_w1_translated, met.hist_w1_simulated, met.hist_js_translated, met.hist_js_simulated,
+                          met.content_translated, met.content_simulated, met.loss_d_first, met.loss_d_last,
+                          met.loss_gan_first, met.loss_gan_last, met.loss_nce_first, met.loss_nce_last};
             for (size_t i = 0; i < sizeof v / sizeof *v; i++)
                 if (isfinite(v[i])) cJSON_AddNumberToObject(js, k[i], v[i]);
             ew_cli_params_to_json(opts, cJSON_AddObjectToObject(js, "params"));

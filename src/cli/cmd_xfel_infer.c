@@ -86,8 +86,8 @@ int cmd_xfel_infer(int argc, char **argv)
     }
     if (st == EW_OK) st = cli_ssl_write_orientations(out, q, scale, n);
     if (st == EW_OK) {
-        printf("%s: %zu patterns of %d x %d pixels, model %s (%zu parameters, step %lld)\n", pos[1], n, in.d.nx, in.d.ny,
-               pos[0], ew_ssl_model_nparams(m), (long long)ew_ssl_model_step(m));
+        printf("%s: %zu patterns of %d x %d pixels, model %s (%zu parameters)\n", pos[1], n, in.d.nx, in.d.ny, pos[0],
+               ew_ssl_model_nparams(m));
         printf("  inferred in %.2f s (%.0f patterns/s); mean scale %.4g\n", seconds, seconds > 0 ? n / seconds : 0,
                mean_scale);
         if (in.q)

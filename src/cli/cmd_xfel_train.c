@@ -144,8 +144,9 @@ int cmd_xfel_train(int argc, char **argv)
     long enc_size = c.enc_size, enc_width = c.enc_width, enc_stages = c.enc_stages, enc_blocks = c.enc_blocks,
          small_stem = c.enc_small_stem, sc_width = c.scale_width, sc_stages = c.scale_stages, sc_blocks = c.scale_blocks,
          grid_n = c.grid_n, s_hidden = c.siren_hidden, s_layers = c.siren_layers, batch = c.batch,
-         patches = c.aug_patches, threads = c.threads, ckpt_every = c.ckpt_every, max_steps = (long)c.max_steps;
-    int scale_fixed = c.scale_fixed, freeze = c.freeze_decoder, no_aug = !c.augment, resume = 0;
+         patches = c.aug_patches, threads = c.threads, ckpt_every = c.ckpt_every, max_steps = (long)c.max_steps,
+         scale_fixed = c.scale_fixed, freeze = c.freeze_decoder;
+    int no_aug = !c.augment, resume = 0;
     const char *decoder = dec_names[c.decoder], *loss = c.loss == EW_SSL_LOSS_POISSON ? "poisson" : "mse";
     const char *prefix = "ssl", *truth = NULL, *init = NULL;
     ew_opt_t opts[] = {
@@ -212,8 +213,8 @@ int cmd_xfel_train(int argc, char **argv)
     }
     c.enc_size = (int)enc_size, c.enc_width = (int)enc_width, c.enc_stages = (int)enc_stages;
     c.enc_blocks = (int)enc_blocks, c.enc_small_stem = (int)small_stem, c.scale_width = (int)sc_width;
-    c.scale_stages = (int)sc_stages, c.scale_blocks = (int)sc_blocks, c.scale_fixed = scale_fixed;
-    c.freeze_decoder = freeze, c.grid_n = (int)grid_n, c.siren_hidden = (int)s_hidden, c.siren_layers = (int)s_layers;
+    c.scale_stages = (int)sc_stages, c.scale_blocks = (int)sc_blocks, c.scale_fixed = (int)scale_fixed;
+    c.freeze_decoder = (int)freeze, c.grid_n = (int)grid_n, c.siren_hidden = (int)s_hidden, c.siren_layers = (int)s_layers;
     c.batch = (int)batch, c.aug_patches = (int)patches, c.augment = !no_aug, c.threads = (int)threads;
     c.ckpt_every = (int)ckpt_every, c.max_steps = max_steps, c.progress = 1;
     c.loss = !strcmp(loss, "poisson") ? EW_SSL_LOSS_POISSON : EW_SSL_LOSS_MSE;
