@@ -61,7 +61,7 @@ int main(int argc, char **argv)
     double epochs = -1, smooth = -1, lr = -1, lr_grid = -1, c2f = -1;
     int batch = -1, grid = -1, enc = -1, width = -1, eval_every = 0, search_diag = 0, search_level = -1;
     double search_frac = -1;
-    int search_pixels = -1, warm = -1;
+    int warm = -1;
     long long seed = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -75,7 +75,6 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--search-diag") == 0) search_diag = 1;
         else if (ARG("--search-level")) search_level = atoi(v);
         else if (ARG("--search-frac")) search_frac = atof(v);
-        else if (ARG("--search-pixels")) search_pixels = atoi(v);
         else if (ARG("--warm")) warm = atoi(v);
         else if (ARG("--pdb")) pdb = v;
         else if (ARG("--det")) det_n = atoi(v);
@@ -166,7 +165,6 @@ int main(int argc, char **argv)
     if (c2f >= 0) c.c2f_start = c2f;
     if (search_level >= 0) c.search_level = search_level;
     if (search_frac >= 0) c.search_frac = search_frac;
-    if (search_pixels > 0) c.search_pixels = search_pixels;
     if (warm >= 0) c.warm_iters = warm;
     if (poisson) c.loss = EW_SSL_LOSS_POISSON;
     if (seed >= 0) c.seed = (uint64_t)seed;

@@ -101,8 +101,9 @@ typedef struct {
     double c2f_frac;        /* fraction of the steps over which the cut opens to the corner */
     /* pose search (the CPU recipe; 0 = off, the paper's pure gradient path):
      * during the first search_frac of the steps each pattern's rotation is
-     * also searched over a 600-cell grid of the given level (geom.h) on up
-     * to search_pixels pixels with the current decoder; the best rotation
+     * also searched over a 600-cell grid of the given level (geom.h) with
+     * the Poisson likelihood on super-pixels (the encoder's binning, summed
+     * counts) against the current decoder; the best rotation
      * (or the encoder's own, if better) renders the pattern for the decoder
      * update, and the orientation encoder regresses onto it (chordal
      * distance, nearer in-plane twin, weight search_weight) */
@@ -112,7 +113,6 @@ typedef struct {
                                set to the merged average), from the radial profile with 10%
                                seeded noise; 0: off */
     double search_frac;
-    int search_pixels;
     double search_weight;
     /* augmentation */
     int augment;            /* use noise-free patterns with fresh noise when available */
@@ -213,8 +213,8 @@ ew_status_t ew_ssl_infer(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q
 
 /* Orientations by exhaustive search instead of the encoder: for each
  * pattern of d, the rotation of the 600-cell grid of the model's
- * search_level (3 if 0) with the lowest loss against the current decoder
- * on up to search_pixels pixels (scale from the scale encoder). Grid
+ * search_level (3 if 0) with the lowest Poisson loss against the current
+ * decoder on super-pixels (scale from the scale encoder). Grid
  * decoders only (EW_ERR_ARG otherwise). q (n) is the caller's. */
 ew_status_t ew_ssl_search(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q);
 

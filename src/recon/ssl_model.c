@@ -36,7 +36,7 @@ void ew_ssl_config_default(ew_ssl_config_t *c)
     c->siren_hidden = 64;
     c->siren_layers = 3;
     c->siren_omega = 30.0;
-    c->loss = EW_SSL_LOSS_MSE;
+    c->loss = EW_SSL_LOSS_POISSON;
     c->lr = 3e-4;
     c->lr_grid = 3e-2;
     c->weight_decay = 1e-4;
@@ -48,7 +48,6 @@ void ew_ssl_config_default(ew_ssl_config_t *c)
     c->search_level = 3;
     c->search_frac = 0.6;
     c->warm_iters = 6;
-    c->search_pixels = 300;
     c->search_weight = 1.0;
     c->augment = 1;
     c->aug_sigma = 0.05;
@@ -80,6 +79,7 @@ static void preset_paper(ew_ssl_config_t *c)
     c->batch = 16;
     c->epochs = 20;
     c->c2f_start = 1.0;
+    c->loss = EW_SSL_LOSS_MSE;
     c->search_level = 0;
     c->warm_iters = 0;
 }
@@ -92,16 +92,16 @@ static void preset_siren_grid(ew_ssl_config_t *c)
     c->smooth = 0.0;
 }
 
-static void preset_poisson(ew_ssl_config_t *c) { c->loss = EW_SSL_LOSS_POISSON; }
+static void preset_mse(ew_ssl_config_t *c) { c->loss = EW_SSL_LOSS_MSE; }
 
 static const ew_ssl_preset_t presets[] = {
-    {"fast", "default: explicit 41^3 grid decoder, slim ResNets on 32x32 binned input, coarse-to-fine",
+    {"fast", "default: 41^3 grid decoder, slim ResNets on 32x32 binned input, Poisson loss, pose-search warm start",
      preset_fast},
     {"paper", "reference: ResNet-18 encoders on the full pattern, SIREN 5x256 (omega 30) at every pixel",
      preset_paper},
     {"siren-grid", "SIREN 3x64 evaluated once per step on the 41^3 grid, sliced by interpolation",
      preset_siren_grid},
-    {"poisson", "the default with the Poisson likelihood on photon counts", preset_poisson},
+    {"mse", "the default with the reference's log-space MSE instead of the Poisson likelihood", preset_mse},
     {NULL, NULL, NULL}};
 
 const ew_ssl_preset_t *ew_ssl_presets(void) { return presets; }
@@ -521,7 +521,7 @@ static const field_t fields[] = {
     FI(enc_small_stem), FI(scale_width), FI(scale_stages), FI(scale_blocks), FI(scale_fixed), FI(freeze_decoder),
     FI(decoder), FI(grid_n), FD(smooth), FI(siren_hidden), FI(siren_layers), FD(siren_omega), FI(loss),
     FD(lr), FD(lr_grid), FD(weight_decay), FD(warmup_frac), FI(batch), FD(epochs), FD(c2f_start),
-    FD(c2f_frac), FI(search_level), FI(warm_iters), FD(search_frac), FI(search_pixels), FD(search_weight), FI(augment), FD(aug_sigma), FI(aug_patches), {"seed", F_U64, offsetof(ew_ssl_config_t, seed)},
+    FD(c2f_frac), FI(search_level), FI(warm_iters), FD(search_frac), FD(search_weight), FI(augment), FD(aug_sigma), FI(aug_patches), {"seed", F_U64, offsetof(ew_ssl_config_t, seed)},
     {"max_steps", F_I64, offsetof(ew_ssl_config_t, max_steps)}};
 #define NFIELDS (sizeof fields / sizeof fields[0])
 

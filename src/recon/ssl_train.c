@@ -177,6 +177,105 @@ static void prepare_pattern(const ew_ssl_model_t *m, const ew_ssl_data_t *d, con
     ew_ssl_encoder_input(m, cnt, npatch ? oc : NULL, w->encin + (size_t)b * m->es * m->es);
 }
 
+/* Super-pixels for pose search: the encoder's binning (bin x bin pixels),
+ * summed photon counts (still Poisson), mean s and summed correction of the
+ * good pixels with |s| <= cut in each bin. */
+typedef struct {
+    size_t n;
+    float *s, *k;   /* (n, 3), (n) */
+    int *of_pix;    /* (npix) super-pixel of each pixel, -1: none */
+    int *idx;       /* (n) 0..n-1 */
+} spx_t;
+
+static void spx_free(spx_t *S)
+{
+    ew_free(S->s);
+    ew_free(S->k);
+    ew_free(S->of_pix);
+    ew_free(S->idx);
+    memset(S, 0, sizeof *S);
+}
+
+static ew_status_t spx_build(const ew_ssl_model_t *m, double cut, spx_t *S)
+{
+    memset(S, 0, sizeof *S);
+    size_t nb = (size_t)m->es * m->es;
+    S->s = ew_calloc_array(3 * nb, sizeof(float));
+    S->k = ew_calloc_array(nb, sizeof(float));
+    S->of_pix = ew_alloc_array(m->npix, sizeof(int));
+    S->idx = ew_alloc_array(nb, sizeof(int));
+    int *cnt = ew_calloc_array(nb, sizeof(int)), *map = ew_alloc_array(nb, sizeof(int));
+    if (!S->s || !S->k || !S->of_pix || !S->idx || !cnt || !map) {
+        ew_free(cnt);
+        ew_free(map);
+        spx_free(S);
+        return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the search super-pixels");
+    }
+    double *acc = ew_calloc_array(4 * nb, sizeof(double));
+    if (!acc) {
+        ew_free(cnt);
+        ew_free(map);
+        spx_free(S);
+        return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the search super-pixels");
+    }
+    for (size_t p = 0; p < m->npix; p++) S->of_pix[p] = -1;
+    for (size_t q = 0; q < m->npix_good && m->pix_s[q] <= cut; q++) {
+        int p = m->pix[q];
+        int y = p / m->nx, x = p % m->nx;
+        size_t b = (size_t)(y / m->bin) * m->es + (size_t)(x / m->bin);
+        const float *sp = m->s + 3 * (size_t)p;
+        for (int a = 0; a < 3; a++) acc[4 * b + a] += sp[a];
+        acc[4 * b + 3] += m->k[p];
+        cnt[b]++;
+        S->of_pix[p] = (int)b; /* bin for now, remapped below */
+    }
+    for (size_t b = 0; b < nb; b++) {
+        map[b] = -1;
+        if (!cnt[b]) continue;
+        size_t j = S->n++;
+        map[b] = (int)j;
+        for (int a = 0; a < 3; a++) S->s[3 * j + a] = (float)(acc[4 * b + a] / cnt[b]);
+        S->k[j] = (float)acc[4 * b + 3];
+        S->idx[j] = (int)j;
+    }
+    for (size_t p = 0; p < m->npix; p++)
+        if (S->of_pix[p] >= 0) S->of_pix[p] = map[S->of_pix[p]];
+    ew_free(acc);
+    ew_free(cnt);
+    ew_free(map);
+    return EW_OK;
+}
+
+/* Summed counts of one pattern per super-pixel (cs, n) and their log
+ * values (xs). */
+static void spx_counts(const ew_ssl_model_t *m, const spx_t *S, const float *counts, float *cs, float *xs)
+{
+    memset(cs, 0, S->n * sizeof(float));
+    for (size_t p = 0; p < m->npix; p++)
+        if (S->of_pix[p] >= 0 && counts[p] > 0) cs[S->of_pix[p]] += counts[p];
+    for (size_t j = 0; j < S->n; j++) xs[j] = log1pf((float)m->c * cs[j]);
+}
+
+/* Index of the search rotation (or -1 for R0, the encoder's, when given
+ * and better) with the lowest Poisson loss on the super-pixels. */
+static long search_best(const ew_ssl_model_t *m, const spx_t *S, const float *cs, const float *xs, double sc,
+                        const double *R0, double *best_loss)
+{
+    double best = R0 ? ew_ssl_pattern_loss(m->G, m->gn, m->ds, R0, S->s, S->idx, S->n, xs, cs, S->k, sc, m->c, 1)
+                     : INFINITY;
+    long kb = -1;
+    for (size_t k = 0; k < m->nsrot; k++) {
+        double l = ew_ssl_pattern_loss(m->G, m->gn, m->ds, m->srot + 9 * k, S->s, S->idx, S->n, xs, cs, S->k, sc,
+                                       m->c, 1);
+        if (l < best) {
+            best = l;
+            kb = (long)k;
+        }
+    }
+    if (best_loss) *best_loss = best;
+    return kb;
+}
+
 /* Loss of the SIREN-per-pixel decoder for one pattern (fused forward and
  * backward). */
 static ew_status_t pattern_siren(ew_ssl_model_t *m, work_t *w, int b, const double R[9], double sc, size_t np,
@@ -249,16 +348,18 @@ static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, int searc
     } else {
         EW_TRY(ew_ssl_decoder_grid(m));
         const float *G = m->G;
-        /* pixel subset for the pose search: every stride-th used pixel */
-        size_t nsub = 0;
-        int *sub = NULL;
-        if (search && m->nsrot > 0) {
-            size_t cap = (size_t)(m->cfg.search_pixels > 0 ? m->cfg.search_pixels : 300);
-            size_t stride = (np + cap - 1) / cap;
-            if (stride < 1) stride = 1;
-            sub = ew_alloc_array(np / stride + 1, sizeof(int));
-            if (!sub) return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the search pixels");
-            for (size_t q = 0; q < np; q += stride) sub[nsub++] = m->pix[q];
+        /* super-pixels for the pose search within the current cut */
+        spx_t S;
+        memset(&S, 0, sizeof S);
+        float *spbuf = NULL;
+        int do_search = search && m->nsrot > 0;
+        if (do_search) {
+            EW_TRY(spx_build(m, np > 0 ? m->pix_s[np - 1] : 0.0, &S));
+            spbuf = ew_alloc_array((size_t)w->nthr * 2 * (S.n + 1), sizeof(float));
+            if (!spbuf) {
+                spx_free(&S);
+                return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the search");
+            }
         }
         double sw = m->cfg.search_weight / B;
 #pragma omp parallel num_threads(w->nthr)
@@ -273,18 +374,12 @@ static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, int searc
                 ew_rot6d_to_mat(d6, R);
                 if (ho) sc = ew_ssl_scale_of(ho[b], &dmdh);
                 const float *xb = w->xlog + (size_t)b * m->npix, *cb = w->counts + (size_t)b * m->npix;
-                if (sub) {
+                if (do_search) {
                     /* the best of the search rotations and the encoder's own */
-                    double best = ew_ssl_pattern_loss(G, n, m->ds, R, m->s, sub, nsub, xb, cb, m->k, sc, m->c, poisson);
-                    const double *Rb = R;
-                    for (size_t k = 0; k < m->nsrot; k++) {
-                        double l = ew_ssl_pattern_loss(G, n, m->ds, m->srot + 9 * k, m->s, sub, nsub, xb, cb, m->k, sc,
-                                                       m->c, poisson);
-                        if (l < best) {
-                            best = l;
-                            Rb = m->srot + 9 * k;
-                        }
-                    }
+                    float *cs = spbuf + (size_t)t * 2 * (S.n + 1), *xs = cs + S.n + 1;
+                    spx_counts(m, &S, cb, cs, xs);
+                    long kb = search_best(m, &S, cs, xs, sc, R, NULL);
+                    const double *Rb = kb >= 0 ? m->srot + 9 * (size_t)kb : R;
                     double Rs[9], Rt[9], dRu[9];
                     memcpy(Rs, Rb, sizeof Rs);
                     /* in-plane twin Rz(pi) Rs: first two rows negated; regress onto the nearer */
@@ -314,7 +409,8 @@ static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, int searc
                 w->dh[b] = (float)(dm * dmdh);
             }
         }
-        ew_free(sub);
+        spx_free(&S);
+        ew_free(spbuf);
         for (int b = 0; b < B; b++) L += w->lossb[b];
         /* sum the private grids in thread order (deterministic) */
 #pragma omp parallel for schedule(static)
@@ -423,19 +519,16 @@ static ew_status_t warm_start(ew_ssl_model_t *m, const ew_ssl_data_t *d, const d
     double tmean = 0.0;
     for (size_t i = 0; i < d->n; i++) tmean += totals[i];
     tmean /= (double)d->n;
-    size_t cap = (size_t)(c->search_pixels > 0 ? c->search_pixels : 300);
-    size_t stride = (m->npix_good + cap - 1) / cap;
-    int *sub = ew_alloc_array(m->npix_good / stride + 1, sizeof(int));
+    spx_t S;
+    EW_TRY(spx_build(m, INFINITY, &S));
     size_t *best = ew_alloc_array(d->n, sizeof(size_t));
-    float *buf = ew_alloc_array((size_t)nthr * 2 * npix, sizeof(float));
+    float *buf = ew_alloc_array((size_t)nthr * (npix + 2 * S.n + 2), sizeof(float));
     float *acc = ew_alloc_array((size_t)nthr * 2 * N, sizeof(float));
     ew_status_t st = EW_OK;
-    if (!sub || !best || !buf || !acc) {
+    if (!best || !buf || !acc) {
         st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the warm start");
         goto done;
     }
-    size_t nsub = 0;
-    for (size_t q = 0; q < m->npix_good; q += stride) sub[nsub++] = m->pix[q];
     float *v = ew_params_data(&m->P, m->i_grid);
     /* symmetry breaking: 10% multiplicative noise on the radial start */
     ew_rng_t r;
@@ -448,27 +541,18 @@ static ew_status_t warm_start(ew_ssl_model_t *m, const ew_ssl_data_t *d, const d
 #pragma omp parallel reduction(+ : tot_loss)
         {
             int t = omp_get_thread_num();
-            float *cb = buf + (size_t)t * 2 * npix, *xb = cb + npix;
+            float *cb = buf + (size_t)t * (npix + 2 * S.n + 2), *cs = cb + npix, *xs = cs + S.n + 1;
             float *ac = acc + (size_t)t * 2 * N, *ws = ac + N;
 #pragma omp for schedule(dynamic, 4)
             for (size_t i = 0; i < d->n; i++) {
                 const float *x = d->data + i * npix;
                 double sc = totals[i] > 0 && tmean > 0 ? totals[i] / tmean : 1.0;
-                for (size_t p = 0; p < npix; p++) {
-                    cb[p] = x[p] > 0 ? x[p] : 0.0f;
-                    xb[p] = log1pf((float)m->c * cb[p]);
-                }
-                double bl = INFINITY;
-                size_t kb = 0;
-                for (size_t k = 0; k < m->nsrot; k++) {
-                    double l = ew_ssl_pattern_loss(m->G, n, m->ds, m->srot + 9 * k, m->s, sub, nsub, xb, cb, m->k, sc,
-                                                   m->c, 1);
-                    if (l < bl) {
-                        bl = l;
-                        kb = k;
-                    }
-                }
-                best[i] = kb;
+                for (size_t p = 0; p < npix; p++) cb[p] = x[p] > 0 ? x[p] : 0.0f;
+                spx_counts(m, &S, cb, cs, xs);
+                double bl;
+                long kb = search_best(m, &S, cs, xs, sc, NULL, &bl);
+                if (kb < 0) kb = 0;
+                best[i] = (size_t)kb;
                 tot_loss += bl;
                 /* merge: a = c I / (m k) at R_best^T s */
                 const double *R = m->srot + 9 * kb;
@@ -496,7 +580,7 @@ static ew_status_t warm_start(ew_ssl_model_t *m, const ew_ssl_data_t *d, const d
         ew_info("ssl: warm start round %d/%d: mean search loss %.4g", it + 1, c->warm_iters, tot_loss / (double)d->n);
     }
 done:
-    ew_free(sub);
+    spx_free(&S);
     ew_free(best);
     ew_free(buf);
     ew_free(acc);
@@ -705,52 +789,51 @@ ew_status_t ew_ssl_search(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *
         return ew_fail(EW_ERR_ARG, "ssl: search needs a grid decoder (decoder = %d)", (int)m->cfg.decoder);
     ew_rotgrid_t rg;
     EW_TRY(ew_rotgrid_600cell(m->cfg.search_level > 0 ? m->cfg.search_level : 3, &rg));
+    /* the model's search set is swapped for this grid during the call */
+    double *saved = m->srot;
+    size_t nsaved = m->nsrot;
     double *rot = ew_alloc_array(rg.n * 9, sizeof(double));
     double *sc = ew_alloc_array(d->n, sizeof(double));
-    size_t cap = (size_t)(m->cfg.search_pixels > 0 ? m->cfg.search_pixels : 300);
-    size_t stride = (m->npix_good + cap - 1) / cap;
-    int *sub = ew_alloc_array(m->npix_good / stride + 1, sizeof(int));
-    float *xl = ew_alloc_array((size_t)omp_get_max_threads() * 2 * m->npix, sizeof(float));
+    spx_t S;
+    memset(&S, 0, sizeof S);
+    float *buf = NULL;
     ew_status_t st = EW_OK;
-    if (!rot || !sc || !sub || !xl) {
+    if (!rot || !sc) {
+        st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the search");
+        goto done;
+    }
+    if ((st = spx_build(m, INFINITY, &S)) != EW_OK) goto done;
+    buf = ew_alloc_array((size_t)omp_get_max_threads() * (m->npix + 2 * S.n + 2), sizeof(float));
+    if (!buf) {
         st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the search");
         goto done;
     }
     for (size_t i = 0; i < rg.n; i++) ew_quat_to_mat(rg.quat[i], rot + 9 * i);
-    size_t nsub = 0;
-    for (size_t qq = 0; qq < m->npix_good; qq += stride) sub[nsub++] = m->pix[qq];
     if ((st = ew_ssl_infer(m, d, q, sc)) != EW_OK) goto done;
     if ((st = ew_ssl_decoder_grid(m)) != EW_OK) goto done;
-    int poisson = m->cfg.loss == EW_SSL_LOSS_POISSON;
+    m->srot = rot;
+    m->nsrot = rg.n;
 #pragma omp parallel
     {
-        float *cb = xl + (size_t)omp_get_thread_num() * 2 * m->npix, *xb = cb + m->npix;
+        float *cb = buf + (size_t)omp_get_thread_num() * (m->npix + 2 * S.n + 2), *cs = cb + m->npix,
+              *xs = cs + S.n + 1;
 #pragma omp for schedule(dynamic, 4)
         for (size_t i = 0; i < d->n; i++) {
             const float *x = d->data + i * m->npix;
-            for (size_t p = 0; p < m->npix; p++) {
-                cb[p] = x[p] > 0 ? x[p] : 0.0f;
-                xb[p] = log1pf((float)m->c * cb[p]);
-            }
-            double best = INFINITY;
-            size_t kb = 0;
-            for (size_t k = 0; k < rg.n; k++) {
-                double l = ew_ssl_pattern_loss(m->G, m->gn, m->ds, rot + 9 * k, m->s, sub, nsub, xb, cb, m->k, sc[i],
-                                               m->c, poisson);
-                if (l < best) {
-                    best = l;
-                    kb = k;
-                }
-            }
-            q[i] = rg.quat[kb];
+            for (size_t p = 0; p < m->npix; p++) cb[p] = x[p] > 0 ? x[p] : 0.0f;
+            spx_counts(m, &S, cb, cs, xs);
+            long kb = search_best(m, &S, cs, xs, sc[i], NULL, NULL);
+            q[i] = rg.quat[kb < 0 ? 0 : kb];
         }
     }
+    m->srot = saved;
+    m->nsrot = nsaved;
 done:
     ew_rotgrid_free(&rg);
+    spx_free(&S);
     ew_free(rot);
     ew_free(sc);
-    ew_free(sub);
-    ew_free(xl);
+    ew_free(buf);
     return st;
 }
 
