@@ -212,6 +212,14 @@ static void test_xfel_train_infer(void **state)
     assert_ok(ew_quat_file_read(at(0, "inf.txt"), &q, &n));
     assert_int_equal(n, NP);
     ew_free(q);
+    rc = ewald("xfel infer m.safetensors x.cxi --search -o inf2.txt --json");
+    assert_int_equal(rc, 0);
+    j = last_json();
+    assert_true(jnum(j, "orientation_median_deg") >= 0);
+    cJSON_Delete(j);
+    assert_ok(ew_quat_file_read(at(0, "inf2.txt"), &q, &n));
+    assert_int_equal(n, NP);
+    ew_free(q);
     /* bad input: one error line, no outputs */
     assert_failed_cleanly(ewald("xfel train junk.cxi " TINY " --steps 1 -o bad"));
     assert_false(exists("bad.safetensors") || exists("bad_orientations.txt") || exists("bad_intensity.h5"));

@@ -39,12 +39,13 @@ static double pearson(const double *a, const double *b, size_t n)
 
 int cmd_xfel_infer(int argc, char **argv)
 {
-    int json = 0, exit_now = 0, npos = 0, twin = 0;
+    int json = 0, exit_now = 0, npos = 0, twin = 0, search = 0;
     char **pos;
     long threads = 0;
     const char *out = "ssl_inferred_orientations.txt";
     ew_opt_t opts[] = {
         {"out", 'o', EW_OPT_STRING, &out, "output", "text table, one \"w x y z # scale\" line per pattern", NULL, 0, 0, 0},
+        {"search", 0, EW_OPT_FLAG, &search, "infer", "orientations by exhaustive search of the model's rotation grid against its decoder instead of the encoder (grid decoders)", NULL, 0, 0, 0},
         {"twin", 0, EW_OPT_FLAG, &twin, "eval", "with ground truth: accept the in-plane twin Rz(pi) R per pattern in the reported error", NULL, 0, 0, 0},
         {"threads", 't', EW_OPT_INT, &threads, "run", "OpenMP threads (0: default)", NULL, 0, 0, 4096},
         {0},
@@ -74,6 +75,7 @@ int cmd_xfel_infer(int argc, char **argv)
         scale = ew_alloc_array(n, sizeof *scale);
         double t0 = ew_time_now();
         st = q && scale ? ew_ssl_infer(m, &in.d, q, scale) : EW_ERR_NOMEM;
+        if (st == EW_OK && search) st = ew_ssl_search(m, &in.d, q);
         seconds = ew_time_now() - t0;
     }
     for (size_t i = 0; st == EW_OK && i < n; i++) mean_scale += scale[i] / (double)n;
@@ -88,8 +90,8 @@ int cmd_xfel_infer(int argc, char **argv)
     if (st == EW_OK) {
         printf("%s: %zu patterns of %d x %d pixels, model %s (%zu parameters)\n", pos[1], n, in.d.nx, in.d.ny, pos[0],
                ew_ssl_model_nparams(m));
-        printf("  inferred in %.2f s (%.0f patterns/s); mean scale %.4g\n", seconds, seconds > 0 ? n / seconds : 0,
-               mean_scale);
+        printf("  inferred%s in %.2f s (%.0f patterns/s); mean scale %.4g\n", search ? " by search" : "", seconds,
+               seconds > 0 ? n / seconds : 0, mean_scale);
         if (in.q)
             printf("  orientation error vs ground truth: median %.2f, p90 %.2f degrees (hand %d%s); scale corr %.3f\n",
                    oe.median_deg, oe.p90_deg, oe.hand, twin ? ", in-plane twin allowed" : "", corr);

@@ -145,7 +145,7 @@ int cmd_xfel_train(int argc, char **argv)
          small_stem = c.enc_small_stem, sc_width = c.scale_width, sc_stages = c.scale_stages, sc_blocks = c.scale_blocks,
          grid_n = c.grid_n, s_hidden = c.siren_hidden, s_layers = c.siren_layers, batch = c.batch,
          patches = c.aug_patches, threads = c.threads, ckpt_every = c.ckpt_every, max_steps = (long)c.max_steps,
-         scale_fixed = c.scale_fixed, freeze = c.freeze_decoder;
+         scale_fixed = c.scale_fixed, freeze = c.freeze_decoder, search_level = c.search_level, warm = c.warm_iters;
     int no_aug = !c.augment, resume = 0;
     const char *decoder = dec_names[c.decoder], *loss = c.loss == EW_SSL_LOSS_POISSON ? "poisson" : "mse";
     const char *prefix = "ssl", *truth = NULL, *init = NULL;
@@ -183,6 +183,10 @@ int cmd_xfel_train(int argc, char **argv)
         {"steps", 0, EW_OPT_INT, &max_steps, "train", "stop after this many steps in total (0: no limit)", NULL, 0, 0, 1e12},
         {"c2f-start", 0, EW_OPT_DOUBLE, &c.c2f_start, "train", "coarse-to-fine: first |s| cut as a fraction of the detector edge's |s| (1: off)", NULL, 0, 0, 10},
         {"c2f-frac", 0, EW_OPT_DOUBLE, &c.c2f_frac, "train", "fraction of the steps over which the cut opens to the corner", NULL, 0, 0, 1},
+        {"search-level", 0, EW_OPT_INT, &search_level, "search", "pose search: 600-cell level of the rotation grid searched per pattern (0: off, the paper's pure gradient path; grid decoders)", NULL, 0, 0, 12},
+        {"search-frac", 0, EW_OPT_DOUBLE, &c.search_frac, "search", "pose search during this first fraction of the steps", NULL, 0, 0, 1},
+        {"search-weight", 0, EW_OPT_DOUBLE, &c.search_weight, "search", "weight of the encoder's regression onto the searched rotation", NULL, 0, 0, 1e6},
+        {"warm-iters", 0, EW_OPT_INT, &warm, "search", "before training: hard-assignment rounds (search, then the grid set to the merged average; 0: off)", NULL, 0, 0, 1000},
         {"seed", 0, EW_OPT_U64, &c.seed, "train", "random seed (initialisation, batches, augmentation)", NULL, 0, 0, 0},
         {"threads", 't', EW_OPT_INT, &threads, "run", "OpenMP threads (0: default)", NULL, 0, 0, 4096},
         {"checkpoint-every", 0, EW_OPT_INT, &ckpt_every, "run", "rewrite PREFIX.safetensors every so many steps (0: only at the end)", NULL, 0, 0, 1e12},
@@ -217,6 +221,7 @@ int cmd_xfel_train(int argc, char **argv)
     c.freeze_decoder = (int)freeze, c.grid_n = (int)grid_n, c.siren_hidden = (int)s_hidden, c.siren_layers = (int)s_layers;
     c.batch = (int)batch, c.aug_patches = (int)patches, c.augment = !no_aug, c.threads = (int)threads;
     c.ckpt_every = (int)ckpt_every, c.max_steps = max_steps, c.progress = 1;
+    c.search_level = (int)search_level, c.warm_iters = (int)warm;
     c.loss = !strcmp(loss, "poisson") ? EW_SSL_LOSS_POISSON : EW_SSL_LOSS_MSE;
     for (int i = 0; dec_names[i]; i++)
         if (!strcmp(decoder, dec_names[i])) c.decoder = (ew_ssl_decoder_t)i;
@@ -251,7 +256,7 @@ int cmd_xfel_train(int argc, char **argv)
             mc->batch = c.batch, mc->epochs = c.epochs, mc->max_steps = c.max_steps, mc->c2f_start = c.c2f_start;
             mc->c2f_frac = c.c2f_frac, mc->augment = c.augment, mc->aug_sigma = c.aug_sigma, mc->aug_patches = c.aug_patches;
             mc->threads = c.threads, mc->ckpt_path = model, mc->ckpt_every = c.ckpt_every, mc->resume = 1, mc->progress = 1;
-            mc->freeze_decoder = c.freeze_decoder;
+            mc->freeze_decoder = c.freeze_decoder, mc->search_frac = c.search_frac, mc->search_weight = c.search_weight;
         }
     } else if (st == EW_OK) {
         st = ew_ssl_model_create(&c, &in.d, &m);
