@@ -446,8 +446,9 @@ static void test_resume_and_reload(void **state)
     for (size_t i = 0; i < (size_t)va.n * va.n * va.n; i++) assert_close(va.data[i], vl.data[i], 1e-6, 1e-12);
     ew_rvol_free(&va);
     ew_rvol_free(&vl);
-    assert_int_equal(ew_ssl_model_load("/nonexistent/m.safetensors", &d, &l), EW_ERR_IO);
     ew_ssl_model_free(l);
+    assert_int_equal(ew_ssl_model_load("/nonexistent/m.safetensors", &d, &l), EW_ERR_IO);
+    assert_null(l);
     ew_ssl_model_free(a);
     ew_ssl_model_free(b);
     assert_int_equal(ew_test_count_temporaries(), 0);
