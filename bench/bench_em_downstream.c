@@ -2,7 +2,7 @@
  * our scale): does the synthetic data train pickers and pose estimators,
  * and does the reconstruction invert the simulator?
  *
- *   bench_em_downstream [--json] [--quick] [--only recon|pose|pick|encoder]
+ *   bench_em_downstream [--json] [--quick] [--only recon|recon-genem|pose|pick|encoder]
  *                       [--particles N] [--pdb PATH] [--encoder-steps N] [--dose E]
  *
  * Structure: ../shared/data/pdb/2cex.pdb (waters, hydrogens, HETATM
@@ -184,6 +184,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--dose") && i + 1 < argc) dose = atof(argv[++i]);
     }
     (void)json;
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (g_quick) {
         n_particles = 600;
         enc_steps = 200;
@@ -208,8 +209,8 @@ int main(int argc, char **argv)
     char js[4096];
     int jl = snprintf(js, sizeof js, "{\"bench\":\"em_downstream\",\"pixel_A\":%.2f,\"box\":%d", pixel, box);
 
-    if (!only || !strcmp(only, "recon")) {
-        for (int mode = 0; mode < 2; mode++) {
+    if (!only || !strncmp(only, "recon", 5)) {
+        for (int mode = only && !strcmp(only, "recon-genem") ? 1 : 0; mode < 2; mode++) {
             ew_em_config_t c;
             base_config(&c, 1024, pixel, 11);
             const char *tag = mode == 0 ? "physics" : "genem";
