@@ -6,7 +6,8 @@
  *     to disk, and the same with stages removed (what bounds it);
  *   - predicted mean photons per pattern at fluence x1, x10, x100;
  *   - trilinear interpolation error against exact direct summation.
- * Usage: bench_xfel_sim [--json] [--patterns N] [--threads T] [--out DIR]
+ * Usage: bench_xfel_sim [--json] [--patterns N] [--threads T] [--out DIR] [--rate-only]
+ * (--rate-only: only the 2cex throughput breakdown, no 1bxr or exact sums)
  * Needs ../shared/data/pdb (or $EWALD_DATA/pdb); skips what is absent. */
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@ typedef struct {
     FILE *fp;
     size_t npix;
     double bytes;
+    double write_s; /* wall seconds inside fwrite */
 } raw_sink_t;
 
 static ew_status_t raw_write(void *ctx, const ew_xfel_pattern_t *p, size_t count)
@@ -31,7 +33,10 @@ static ew_status_t raw_write(void *ctx, const ew_xfel_pattern_t *p, size_t count
     if (!s->fp) return EW_OK;
     /* the batch is one contiguous buffer */
     size_t n = count * s->npix;
-    if (fwrite(p[0].data, sizeof(float), n, s->fp) != n) return ew_fail(EW_ERR_IO, "bench: write failed");
+    double t0 = ew_time_now();
+    int ok = fwrite(p[0].data, sizeof(float), n, s->fp) == n;
+    s->write_s += ew_time_now() - t0;
+    if (!ok) return ew_fail(EW_ERR_IO, "bench: write failed");
     s->bytes += (double)n * sizeof(float);
     return EW_OK;
 }
@@ -70,14 +75,16 @@ static double cpu_now(void)
 static double run_patterns(const ew_xfel_model_t *m, ew_xfel_config_t cfg, const char *path, double *mbps,
                            double *per_cpu)
 {
-    raw_sink_t s = {NULL, m->det.npix, 0};
+    raw_sink_t s = {NULL, m->det.npix, 0, 0};
     if (path) s.fp = fopen(path, "wb");
     ew_xfel_stats_t st;
     double t0 = ew_time_now(), c0 = cpu_now();
     ew_status_t rc = ew_xfel_simulate(&cfg, &m->det, &m->W, NULL, raw_write, &s, &st);
     if (s.fp) {
+        double t1 = ew_time_now();
         fflush(s.fp);
         fsync(fileno(s.fp));
+        s.write_s += ew_time_now() - t1;
         fclose(s.fp);
         remove(path);
     }
@@ -87,13 +94,13 @@ static double run_patterns(const ew_xfel_model_t *m, ew_xfel_config_t cfg, const
         fprintf(stderr, "bench: %s\n", ew_error_message());
         return 0;
     }
-    if (mbps) *mbps = s.bytes / dt / 1e6;
+    if (mbps) *mbps = s.write_s > 0 ? s.bytes / s.write_s / 1e6 : 0;
     return cfg.n_patterns / dt;
 }
 
 int main(int argc, char **argv)
 {
-    int json = 0, threads = 2;
+    int json = 0, threads = 2, rate_only = 0;
     size_t npat = 20000;
     const char *outdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     for (int i = 1; i < argc; i++) {
@@ -101,6 +108,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--patterns") && i + 1 < argc) npat = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) outdir = argv[++i];
+        else if (!strcmp(argv[i], "--rate-only")) rate_only = 1;
     }
     (void)json;
     ew_log_set_level(EW_LOG_WARN);
@@ -108,6 +116,8 @@ int main(int argc, char **argv)
     double build_s[2] = {0, 0}, photons[2][3] = {{0}}, recorded[2][3] = {{0}};
     double rate_full = 0, rate_nowrite = 0, rate_slice = 0, rate_poisson = 0, rate_jitter = 0, mbps = 0;
     double cpu_full = 0, cpu_nowrite = 0, cpu_slice = 0, cpu_poisson = 0, cpu_jitter = 0;
+    double rate_fluence = 0, cpu_fluence = 0, rate_shm = 0, cpu_shm = 0, mbps_shm = 0, rate_x100 = 0, cpu_x100 = 0;
+    char shmpath[1024];
     double interp_rms[2] = {0, 0}, interp_tot[2] = {0, 0};
     int have[2] = {0, 0}, nvox = 0, nvox_fine = 0;
     double interp_rms_fine[2] = {0, 0}, build_fine[2] = {0, 0};
@@ -157,7 +167,7 @@ int main(int argc, char **argv)
                photons[k][1], photons[k][2]);
 
         /* interpolation error against exact sums: 2 patterns at x1 */
-        {
+        if (!rate_only) {
             enum { NE = 2 };
             ew_xfel_config_t c = su.sim;
             c.n_patterns = NE;
@@ -187,7 +197,7 @@ int main(int argc, char **argv)
         }
 
         /* the same at the default grid (one pixel step per voxel) */
-        {
+        if (!rate_only) {
             ew_xfel_setup_t su2 = su;
             su2.volume_n = 0;
             ew_xfel_model_t m2;
@@ -220,38 +230,77 @@ int main(int argc, char **argv)
         }
 
         if (k == 0) {
+            /* throughput: stages added one at a time (differences of CPU
+             * time per pattern give each stage's cost) */
             ew_xfel_config_t c = su.sim;
             c.n_patterns = npat;
             c.threads = threads;
+            c.poisson = 0;
+            c.readout_sigma = 0;
+            c.background = 0;
+            rate_slice = run_patterns(&m, c, NULL, NULL, &cpu_slice);
             c.fluence_dist = EW_FLUENCE_GAMMA;
             c.fluence_spread = 0.5;
-            c.readout_sigma = 0.1;
+            rate_fluence = run_patterns(&m, c, NULL, NULL, &cpu_fluence);
+            c.poisson = 1;
             c.background = 0.01;
-            rate_full = run_patterns(&m, c, rawpath, &mbps, &cpu_full);
+            rate_poisson = run_patterns(&m, c, NULL, NULL, &cpu_poisson);
+            c.readout_sigma = 0.1;
             rate_nowrite = run_patterns(&m, c, NULL, NULL, &cpu_nowrite);
-            ew_xfel_config_t c2 = c;
-            c2.readout_sigma = 0;
-            rate_poisson = run_patterns(&m, c2, NULL, NULL, &cpu_poisson);
-            c2.poisson = 0;
-            c2.background = 0;
-            rate_slice = run_patterns(&m, c2, NULL, NULL, &cpu_slice);
+            rate_full = run_patterns(&m, c, rawpath, &mbps, &cpu_full);
+            char shmdir[] = "/dev/shm";
+            if (access(shmdir, W_OK) == 0) {
+                snprintf(shmpath, sizeof shmpath, "%s/bench_xfel_%d.raw", shmdir, (int)getpid());
+                rate_shm = run_patterns(&m, c, shmpath, &mbps_shm, &cpu_shm);
+            }
             ew_xfel_config_t c3 = c;
             c3.beam_jitter_px = 0.2;
             c3.n_patterns = npat / 4;
             rate_jitter = run_patterns(&m, c3, NULL, NULL, &cpu_jitter);
-            printf("  patterns/s (2cex, %zu patterns): wall clock | per CPU-second\n", npat);
-            printf("    all noise (Poisson, readout, background, gamma fluence), written to %s: %.0f | %.0f (%.0f MB/s)\n",
-                   outdir, rate_full, cpu_full, mbps);
-            printf("    the same, not written:                 %.0f | %.0f\n", rate_nowrite, cpu_nowrite);
-            printf("    Poisson + background only:             %.0f | %.0f\n", rate_poisson, cpu_poisson);
-            printf("    slicing + scaling only (no noise):     %.0f | %.0f\n", rate_slice, cpu_slice);
-            printf("    all noise + beam-position jitter:      %.0f | %.0f\n", rate_jitter, cpu_jitter);
+            ew_xfel_config_t c4 = c;
+            c4.fluence_factor = 100.0; /* ~1,300 photons per pattern: many pixels with k >= 1 */
+            rate_x100 = run_patterns(&m, c4, NULL, NULL, &cpu_x100);
+            const double npx = (double)m.det.npix, ns = 1e9 / npx;
+            printf("  patterns/s (2cex, %zu patterns, 129^3 volume): wall clock | per CPU-second | CPU ns per pixel\n",
+                   npat);
+            printf("    slicing + scaling (no noise):          %7.0f | %7.0f | %5.2f\n", rate_slice, cpu_slice,
+                   ns / cpu_slice);
+            printf("    + gamma fluence jitter 0.5:            %7.0f | %7.0f | %5.2f\n", rate_fluence, cpu_fluence,
+                   ns / cpu_fluence);
+            printf("    + Poisson, background 0.01:            %7.0f | %7.0f | %5.2f\n", rate_poisson, cpu_poisson,
+                   ns / cpu_poisson);
+            printf("    + Gaussian readout 0.1 (all noise):    %7.0f | %7.0f | %5.2f\n", rate_nowrite, cpu_nowrite,
+                   ns / cpu_nowrite);
+            printf("    all noise, float32 written to %-8s %7.0f | %7.0f | %5.2f  (%.0f MB/s in write)\n", outdir,
+                   rate_full, cpu_full, ns / cpu_full, mbps);
+            if (rate_shm > 0)
+                printf("    all noise, float32 written to /dev/shm: %6.0f | %7.0f | %5.2f  (%.0f MB/s in write)\n",
+                       rate_shm, cpu_shm, ns / cpu_shm, mbps_shm);
+            printf("    all noise + beam-position jitter 0.2:  %7.0f | %7.0f | %5.2f\n", rate_jitter, cpu_jitter,
+                   ns / cpu_jitter);
+            printf("    all noise at fluence x100, not written: %6.0f | %7.0f | %5.2f\n", rate_x100, cpu_x100,
+                   ns / cpu_x100);
+            printf("  breakdown, CPU ns per pixel: slice+scale %.2f, fluence %.2f, Poisson+background %.2f, "
+                   "readout %.2f, write to %s %.2f (to /dev/shm %.2f)\n",
+                   ns / cpu_slice, ns / cpu_fluence - ns / cpu_slice, ns / cpu_poisson - ns / cpu_fluence,
+                   ns / cpu_nowrite - ns / cpu_poisson, outdir, ns / cpu_full - ns / cpu_nowrite,
+                   rate_shm > 0 ? ns / cpu_shm - ns / cpu_nowrite : 0.0);
+            printf("  2-core estimate (2 x per-CPU-second, all noise): %.0f patterns/s not written, %.0f written to "
+                   "/dev/shm; writing float32 at 10,000/s needs %.0f MB/s\n",
+                   2 * cpu_nowrite, 2 * cpu_shm, 1e4 * npx * 4 / 1e6);
+        }
+        if (rate_only) {
+            ew_xfel_model_free(&m);
+            break;
         }
         ew_xfel_model_free(&m);
     }
     printf("{\"bench\":\"xfel_sim\",\"threads\":%d,\"volume_n\":%d,\"build_s_2cex\":%.3f,\"build_s_1bxr\":%.3f,"
            "\"patterns_per_s_full_written\":%.1f,\"patterns_per_s_full\":%.1f,\"patterns_per_s_poisson\":%.1f,"
            "\"patterns_per_s_slice\":%.1f,\"patterns_per_s_beam_jitter\":%.1f,\"write_MBps\":%.1f,"
+           "\"patterns_per_s_fluence\":%.1f,\"patterns_per_cpu_s_fluence\":%.1f,\"patterns_per_s_full_shm\":%.1f,"
+           "\"patterns_per_cpu_s_full_shm\":%.1f,\"write_MBps_shm\":%.1f,"
+           "\"patterns_per_s_full_x100\":%.1f,\"patterns_per_cpu_s_full_x100\":%.1f,"
            "\"patterns_per_cpu_s_full_written\":%.1f,\"patterns_per_cpu_s_full\":%.1f,\"patterns_per_cpu_s_poisson\":%.1f,"
            "\"patterns_per_cpu_s_slice\":%.1f,\"patterns_per_cpu_s_beam_jitter\":%.1f,\"load_avg\":%.2f,"
            "\"photons_2cex\":[%.2f,%.2f,%.2f],\"photons_1bxr\":[%.2f,%.2f,%.2f],"
@@ -260,6 +309,7 @@ int main(int argc, char **argv)
            "\"default_grid_n\":%d,\"default_grid_build_s\":[%.3f,%.3f],\"interp_rms_default_grid\":[%.5f,%.5f],"
            "\"have_2cex\":%d,\"have_1bxr\":%d}\n",
            threads, nvox, build_s[0], build_s[1], rate_full, rate_nowrite, rate_poisson, rate_slice, rate_jitter, mbps,
+           rate_fluence, cpu_fluence, rate_shm, cpu_shm, mbps_shm, rate_x100, cpu_x100,
            cpu_full, cpu_nowrite, cpu_poisson, cpu_slice, cpu_jitter, load,
            photons[0][0], photons[0][1], photons[0][2], photons[1][0], photons[1][1], photons[1][2], recorded[0][0],
            recorded[0][1], recorded[0][2], recorded[1][0], recorded[1][1], recorded[1][2], interp_rms[0],

@@ -1,5 +1,5 @@
 /* libFuzzer target: Dragonfly ASCII detector files (io/emcfile.h).
- * Run: build-fuzz/fuzz_detector fuzz/corpus/fuzz_detector */
+ * Run: build-fuzz/fuzz_detector fuzz/corpus/detector */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* libFuzzer target: Dragonfly EMC photon files (io/emcfile.h).
  * Any input must either parse into a consistent structure or fail with a
  * format error; never crash, leak, read out of bounds or allocate beyond
- * what the input's length can justify. Run: build-fuzz/fuzz_emc fuzz/corpus/fuzz_emc */
+ * what the input's length can justify. Run: build-fuzz/fuzz_emc fuzz/corpus/emc */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>

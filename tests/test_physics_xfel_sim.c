@@ -311,6 +311,74 @@ static void test_noise_goodness_of_fit(void **state)
     fixture_free(&f);
 }
 
+/* Poisson counts at one constant mean per run (fluence factor 0, the
+ * background alone): a chi-square test over bins of k with exact Poisson
+ * probabilities, at each of the sampler's paths. Counts at a fixed
+ * (seed, pattern, pixel) do not depend on the thread count. */
+static void test_poisson_constant_means(void **state)
+{
+    (void)state;
+    /* 0.01: mean per pixel below 0.02, the k = 0 test without exp; 0.05 and
+     * 3: exp and counts up to 3 in the vector pass, sequential search
+     * above; 30: PTRS */
+    static const double means[4] = {0.01, 0.05, 3.0, 30.0};
+    /* bin upper edges (inclusive), the last bin open */
+    static const int edges[4][8] = {
+        {0, -1}, {0, 1, -1}, {0, 1, 2, 3, 4, 5, 6, -1}, {23, 26, 28, 30, 32, 35, 38, -1}};
+    enum { N = 150 };
+    for (int t = 0; t < 4; t++) {
+        fixture_t f;
+        fixture_init(&f, 0.0, 0);
+        f.cfg.n_patterns = N;
+        f.cfg.background = means[t];
+        f.cfg.threads = 2;
+        sink_t s;
+        sink_init(&s, N, f.det.npix);
+        assert_ok(ew_xfel_simulate(&f.cfg, &f.det, &f.W, NULL, sink_write, &s, NULL));
+        int nb = 0;
+        while (edges[t][nb] >= 0) nb++;
+        nb++; /* the open bin */
+        double obs[9] = {0}, pb[9] = {0};
+        size_t m = 0;
+        for (size_t i = 0; i < (size_t)N * f.det.npix; i++) {
+            if (f.det.mask[i % f.det.npix] == EW_MASK_BAD) continue;
+            double v = s.data[i];
+            assert_true(v == floor(v) && v >= 0);
+            int b = 0;
+            while (b < nb - 1 && v > edges[t][b]) b++;
+            obs[b] += 1;
+            m++;
+        }
+        /* exact bin probabilities, pmf in log space */
+        double cum = 0;
+        for (int b = 0, k = 0; b < nb - 1; b++)
+            for (; k <= edges[t][b]; k++) {
+                double pk = exp(k * log(means[t]) - means[t] - lgamma(k + 1.0));
+                pb[b] += pk;
+                cum += pk;
+            }
+        pb[nb - 1] = 1 - cum;
+        double chi2 = 0;
+        for (int b = 0; b < nb; b++) {
+            double e = pb[b] * m;
+            assert_true(e > 50);
+            chi2 += pow(obs[b] - e, 2) / e;
+        }
+        /* chi^2 at p = 0.001 for nb - 1 = 1, 2, 7, 7 degrees of freedom */
+        assert_true(chi2 < (nb == 2 ? 10.83 : nb == 3 ? 13.82 : 24.32));
+        /* the same counts with one thread */
+        sink_t s1;
+        sink_init(&s1, N, f.det.npix);
+        f.cfg.threads = 1;
+        f.cfg.n_patterns = 5;
+        assert_ok(ew_xfel_simulate(&f.cfg, &f.det, &f.W, NULL, sink_write, &s1, NULL));
+        assert_memory_equal(s.data, s1.data, 5 * f.det.npix * sizeof(float));
+        sink_free(&s1);
+        sink_free(&s);
+        fixture_free(&f);
+    }
+}
+
 /* Fluence jitter: gamma and lognormal have mean 1 and the relative spread
  * asked for; a histogram's multiplier has mean 1. */
 static void test_fluence_jitter(void **state)
@@ -573,6 +641,7 @@ int main(void)
 {
     ew_log_set_level(EW_LOG_WARN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_poisson_constant_means),
         cmocka_unit_test(test_reference_fluence),      cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_mean_photons),           cmocka_unit_test(test_noise_goodness_of_fit),
         cmocka_unit_test(test_fluence_jitter),         cmocka_unit_test(test_interpolation_vs_exact),
