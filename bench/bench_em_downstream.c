@@ -286,8 +286,8 @@ int main(int argc, char **argv)
             printf("   SNR %-5g (%s): %zu particles, median error %.2f deg (other hand %.1f), mean shift error %.2f px,"
                    " %.2f s/particle\n",
                    snrs[k], names[k], d.count, med, other, sh / d.count, tp / d.count);
-            jl += snprintf(js + jl, sizeof js - jl, ",\"pose_median_deg_%s\":%.3f,\"pose_s_per_particle\":%.3f", names[k],
-                           med, tp / d.count);
+            jl += snprintf(js + jl, sizeof js - jl, ",\"pose_median_deg_%s\":%.3f,\"pose_s_per_particle_%s\":%.3f",
+                           names[k], med, names[k], tp / d.count);
             free(R);
             free(p);
             dataset_free(&d);
