@@ -219,12 +219,70 @@ static void test_prtf(void **state)
     free(base);
 }
 
+/* Shell-centred intensity FSC. Oracle: I_k = (m(r) + g_k)^2 with m a radial
+ * profile shared by both volumes and g_1, g_2 independent zero-mean noise
+ * fields. The plain FSC of sqrt(I) is dominated by m and stays near 1; the
+ * centred FSC sees only g_1 against g_2 and scatters around 0; with
+ * g_2 = g_1 it is exactly 1; a spherically symmetric volume scores 0. */
+static void test_fsc_intensity_centred(void **state)
+{
+    (void)state;
+    const int n = 33, c = n / 2;
+    size_t nv = (size_t)n * n * n;
+    float *a = malloc(nv * sizeof *a), *b = malloc(nv * sizeof *b), *sph = malloc(nv * sizeof *sph);
+    ew_rng_t r;
+    ew_rng_init(&r, 5, 0);
+    for (int z = 0; z < n; z++)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++) {
+                size_t i = ((size_t)z * n + y) * n + x;
+                double r2 = (double)(x - c) * (x - c) + (y - c) * (y - c) + (z - c) * (z - c);
+                int sh = ew_shell_index(r2, 1.0, n); /* the profile is constant within a shell */
+                double m = 10.0 * exp(-(sh < 0 ? n : sh) / 8.0) + 2.0;
+                double g1 = 0.5 * ew_rng_normal(&r), g2 = 0.5 * ew_rng_normal(&r);
+                a[i] = (float)((m + g1) * (m + g1));
+                b[i] = (float)((m + g2) * (m + g2));
+                sph[i] = (float)(m * m);
+            }
+    ew_shell_curve_t plain, cen, self, flat;
+    assert_ok(ew_fsc_intensity(a, b, n, 0.01, 1.0, &plain));
+    assert_ok(ew_fsc_intensity_centred(a, b, n, 0.01, 1.0, &cen));
+    assert_ok(ew_fsc_intensity_centred(a, a, n, 0.01, 1.0, &self));
+    assert_ok(ew_fsc_intensity_centred(a, sph, n, 0.01, 1.0, &flat));
+    double pmin = 1, csum = 0, csq = 0;
+    int k = 0;
+    for (int j = 2; j < plain.nshell; j++) {
+        if (!(plain.count[j] > 50)) continue;
+        if (plain.value[j] < pmin) pmin = plain.value[j];
+        double z = cen.value[j] * sqrt(cen.count[j]);
+        csum += z;
+        csq += z * z;
+        k++;
+        assert_close(self.value[j], 1.0, 0, 1e-9);
+        assert_close(flat.value[j], 0.0, 0, 1e-9);
+    }
+    assert_true(k > 8);
+    double mean = csum / k, sd = sqrt(csq / k - mean * mean);
+    print_message("plain FSC(sqrt I) min %.3f; centred FSC x sqrt(N): mean %.2f sd %.2f over %d shells\n", pmin,
+                  mean, sd, k);
+    assert_true(pmin > 0.95);        /* the plain FSC cannot tell the noise apart */
+    assert_true(fabs(mean) < 0.6);   /* the centred one sees none of it */
+    assert_true(sd > 0.5 && sd < 1.6);
+    ew_shell_curve_free(&plain);
+    ew_shell_curve_free(&cen);
+    ew_shell_curve_free(&self);
+    ew_shell_curve_free(&flat);
+    free(a);
+    free(b);
+    free(sph);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fsc_self),           cmocka_unit_test(test_fsc_noise),
         cmocka_unit_test(test_fsc_snr),            cmocka_unit_test(test_crossing_and_table),
-        cmocka_unit_test(test_prtf),
+        cmocka_unit_test(test_prtf),               cmocka_unit_test(test_fsc_intensity_centred),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

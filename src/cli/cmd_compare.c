@@ -98,7 +98,7 @@ int cmd_compare(int argc, char **argv)
         "(PREFIX_fsc.png), and the aligned B if asked. A and B are MRC or HDF5 volume files of the same cubic "
         "size.",
         "a, b, kind, n, voxel, rotation_quat [w,x,y,z], rotation_deg, rotation_axis, hand, shift_voxels, score, "
-        "score_other_hand, align_seconds, fsc_05_a, s_05, fsc_0143_a, s_0143 (null if below at the first shell), "
+        "score_other_hand, align_seconds, fsc_05_a, s_05, fsc_0143_a, s_0143 (null if below at the first shell), centred_fsc_05_a, centred_s_05 (intensities: shell-centred FSC), "
         "crossed_05, crossed_0143 (1 crossed, 0 never below: grid-limited, -1 below at once), shells, fsc_table, "
         "fsc_png, aligned",
         2, 2};
@@ -150,6 +150,15 @@ int cmd_compare(int argc, char **argv)
     if (st == EW_OK)
         st = ak == EW_ALIGN_INTENSITY ? ew_fsc_intensity(a.data, moved, n, voxel, o.shell_width, &curve)
                                       : ew_fsc_density(a.data, moved, n, voxel, o.shell_width, &curve);
+    /* Intensities: also the shell-centred FSC, which the spherical average
+     * of positive amplitudes cannot inflate (eval/fsc.h). */
+    ew_shell_curve_t centred = {0};
+    double sc05 = 0;
+    int cc05 = 0;
+    if (st == EW_OK && ak == EW_ALIGN_INTENSITY) {
+        st = ew_fsc_intensity_centred(a.data, moved, n, voxel, o.shell_width, &centred);
+        if (st == EW_OK) cc05 = ew_curve_crossing(&centred, 0.5, &sc05);
+    }
     char table[4096] = "", png[4096] = "";
     double s05 = 0, s0143 = 0;
     int c05 = 0, c0143 = 0;
@@ -193,6 +202,10 @@ int cmd_compare(int argc, char **argv)
             printf("  score     %.4f (not aligned)\n", res.score);
         print_crossing("0.5", c05, s05);
         print_crossing("0.143", c0143, s0143);
+        if (ak == EW_ALIGN_INTENSITY) {
+            printf("  shell-centred FSC of sqrt(I) (the spherical average removed):\n");
+            print_crossing("0.5", cc05, sc05);
+        }
         if (table[0]) printf("wrote %s, %s\n", table, png);
         if (o.aligned) printf("wrote %s\n", o.aligned);
         if (json) {
@@ -216,6 +229,7 @@ int cmd_compare(int argc, char **argv)
             cJSON_AddNumberToObject(js, "align_seconds", res.seconds);
             add_crossing(js, "fsc_05_a", "s_05", c05, s05);
             add_crossing(js, "fsc_0143_a", "s_0143", c0143, s0143);
+            if (ak == EW_ALIGN_INTENSITY) add_crossing(js, "centred_fsc_05_a", "centred_s_05", cc05, sc05);
             cJSON_AddNumberToObject(js, "crossed_05", c05);
             cJSON_AddNumberToObject(js, "crossed_0143", c0143);
             cJSON_AddNumberToObject(js, "shells", curve.nshell);
@@ -229,6 +243,7 @@ int cmd_compare(int argc, char **argv)
         }
     }
     ew_shell_curve_free(&curve);
+    ew_shell_curve_free(&centred);
     ew_free(moved);
     ew_volume_free(&a);
     ew_volume_free(&b);

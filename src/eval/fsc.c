@@ -206,6 +206,56 @@ ew_status_t ew_fsc_intensity(const float *ia, const float *ib, int n, double ds,
     return EW_OK;
 }
 
+ew_status_t ew_fsc_intensity_centred(const float *ia, const float *ib, int n, double ds, double shell_width,
+                                     ew_shell_curve_t *out)
+{
+    memset(out, 0, sizeof *out);
+    EW_TRY(check_args("shell-centred FSC of intensities", n, ds, shell_width));
+    fsc_acc_t acc = {0};
+    if (ew_shell_curve_alloc(out, n, ds, shell_width) != EW_OK) return EW_ERR_NOMEM;
+    double *mean = ew_calloc_array(2 * (size_t)out->nshell, sizeof *mean);
+    if (!mean || acc_alloc(&acc, out->nshell) != EW_OK) {
+        ew_free(mean);
+        ew_shell_curve_free(out);
+        return EW_ERR_NOMEM;
+    }
+    const int c = n / 2;
+    /* pass 0: shell means of sqrt(I) over the voxels both volumes measure;
+     * pass 1: the centred sums. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int z = 0; z < n; z++)
+            for (int y = 0; y < n; y++)
+                for (int x = 0; x < n; x++) {
+                    double r2 = (double)(x - c) * (x - c) + (double)(y - c) * (y - c) + (double)(z - c) * (z - c);
+                    int j = ew_shell_index(r2, shell_width, out->nshell);
+                    if (j < 0) continue;
+                    size_t i = ((size_t)z * n + y) * n + x;
+                    if (!isfinite(ia[i]) || !isfinite(ib[i]) || ia[i] < 0.0f || ib[i] < 0.0f) continue;
+                    double a = sqrt((double)ia[i]), b = sqrt((double)ib[i]);
+                    if (pass == 0) {
+                        mean[2 * j] += a;
+                        mean[2 * j + 1] += b;
+                        out->count[j] += 1.0;
+                        continue;
+                    }
+                    a -= mean[2 * j];
+                    b -= mean[2 * j + 1];
+                    acc.ab[j] += a * b;
+                    acc.aa[j] += a * a;
+                    acc.bb[j] += b * b;
+                }
+        if (pass == 0)
+            for (int j = 0; j < out->nshell; j++)
+                if (out->count[j] > 0) {
+                    mean[2 * j] /= out->count[j];
+                    mean[2 * j + 1] /= out->count[j];
+                }
+    }
+    ew_free(mean);
+    acc_finish(&acc, out);
+    return EW_OK;
+}
+
 int ew_curve_crossing(const ew_shell_curve_t *c, double threshold, double *s_cross)
 {
     int prev = -1;

@@ -51,6 +51,15 @@ ew_status_t ew_fsc_fourier(const float *fa, const float *fb, int n, double ds, d
 ew_status_t ew_fsc_intensity(const float *ia, const float *ib, int n, double ds, double shell_width,
                              ew_shell_curve_t *out);
 
+/* As ew_fsc_intensity, with each volume's shell mean of sqrt(I) removed
+ * before correlating: sum (a - <a>)(b - <b>) / sqrt(sum (a - <a>)^2 sum (b - <b>)^2)
+ * per shell. Positive amplitudes correlate strongly whatever their
+ * structure, so the plain FSC of sqrt(I) stays high even for a spherically
+ * symmetric guess; the shell-centred FSC measures only the structure within
+ * each shell (a spherically symmetric volume scores 0). ewald reports both. */
+ew_status_t ew_fsc_intensity_centred(const float *ia, const float *ib, int n, double ds, double shell_width,
+                                     ew_shell_curve_t *out);
+
 /* The first crossing of curve value below threshold beyond shell 0, with
  * linear interpolation in s between the last shell at or above and the first
  * below. Returns 1 and *s_cross if it crosses; returns 0 and *s_cross = the
