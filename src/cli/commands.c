@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 int cmd_selftest(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
@@ -34,6 +35,7 @@ const ew_command_t ew_commands[] = {
     {NULL, "compare", cmd_compare, "align two volumes (rotation, hand) and measure their FSC resolution"},
     {NULL, "phase", cmd_phase, "phase retrieval: 3D intensity -> electron density (ER/HIO/DM/RAAR, shrinkwrap)"},
     {NULL, "selftest", cmd_selftest, "check the build: RNG known answers, threads, libraries"},
+    {NULL, "demo", cmd_demo, "the end-to-end demo on 2cex: XFEL + cryo-EM, ending in an HTML report"},
     {"xfel", "simulate", cmd_xfel_simulate, "simulate diffraction patterns of a structure (CXI, .emc, true volume)"},
     {"xfel", "emc", cmd_xfel_emc, "reconstruct the 3D intensity from patterns by EMC (CXI or Dragonfly .emc)"},
     {"xfel", "train", cmd_xfel_train, "train the self-supervised orientation model on patterns (checkpoint, orientations, intensity)"},
