@@ -18,12 +18,6 @@
 #include "io/mrc.h"
 #include "io/star.h"
 
-/* A list of owned path strings (cmd_em_pick.c too). */
-typedef struct {
-    char **v;
-    size_t n, cap;
-} cli_paths_t;
-
 void cli_paths_free(cli_paths_t *p)
 {
     for (size_t i = 0; i < p->n; i++) free(p->v[i]);

@@ -18,15 +18,6 @@
 #include "io/star.h"
 #include "recon/em_pick.h"
 
-/* Path lists, defined in cmd_em_noise.c. */
-typedef struct {
-    char **v;
-    size_t n, cap;
-} cli_paths_t;
-void cli_paths_free(cli_paths_t *p);
-ew_status_t cli_paths_add(cli_paths_t *p, const char *s);
-ew_status_t cli_paths_add_dir(cli_paths_t *p, const char *dir);
-
 /* The micrograph name's stem: basename without extension (Topaz's image_name). */
 static void stem_of(const char *path, char *out, size_t n)
 {

@@ -10,18 +10,6 @@
 #include "eval/orient.h"
 #include "recon/ssl.h"
 
-/* Shared with cmd_xfel_train.c (defined there). */
-typedef struct {
-    ew_ssl_data_t d;
-    float *data, *expected, *s, *corr;
-    uint8_t *mask;
-    ew_quat_t *q;
-    double *fluence;
-} cli_ssl_input_t;
-void cli_ssl_input_free(cli_ssl_input_t *in);
-ew_status_t cli_ssl_input_read(const char *path, int want_expected, cli_ssl_input_t *in);
-ew_status_t cli_ssl_write_orientations(const char *path, const ew_quat_t *q, const double *scale, size_t n);
-
 /* Pearson correlation of a and b (n); NAN below 2 values or without spread. */
 static double pearson(const double *a, const double *b, size_t n)
 {

@@ -14,15 +14,6 @@
 #include "io/volume.h"
 #include "recon/ssl.h"
 
-/* A CXI file in memory as the model's data set (cmd_xfel_infer.c too). */
-typedef struct {
-    ew_ssl_data_t d;
-    float *data, *expected, *s, *corr;
-    uint8_t *mask;
-    ew_quat_t *q;      /* ground truth or NULL */
-    double *fluence;   /* ground truth or NULL */
-} cli_ssl_input_t;
-
 void cli_ssl_input_free(cli_ssl_input_t *in)
 {
     ew_free(in->data);
