@@ -235,6 +235,22 @@ static void test_i64_from_float(void **state)
     }
 }
 
+/* A header with two __metadata__ objects is refused (regression: the
+ * first one leaked; found by fuzz_safetensors under LeakSanitizer). */
+static void test_duplicate_metadata(void **state)
+{
+    (void)state;
+    const char *hdr = "{\"__metadata__\":{\"a\":\"1\"},\"__metadata__\":{\"b\":\"2\"}}";
+    size_t hl = strlen(hdr);
+    unsigned char buf[128];
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hl >> (8 * i));
+    memcpy(buf + 8, hdr, hl);
+    ew_safetensors_t st;
+    assert_int_equal(ew_safetensors_parse(buf, 8 + hl, "mem", &st), EW_ERR_FORMAT);
+    assert_non_null(strstr(ew_error_message(), "__metadata__ appears twice"));
+    ew_safetensors_free(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_truncation_and_flips),
         cmocka_unit_test(test_writer_errors),
         cmocka_unit_test(test_i64_from_float),
+        cmocka_unit_test(test_duplicate_metadata),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

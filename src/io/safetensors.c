@@ -138,6 +138,10 @@ static ew_status_t parse_header(ew_safetensors_t *st, const char *json, size_t l
                 s = ew_fail(EW_ERR_FORMAT, "%s: __metadata__ is not an object", L);
                 goto done;
             }
+            if (st->meta_key) { /* a second __metadata__ (found by fuzz_safetensors: it leaked the first) */
+                s = ew_fail(EW_ERR_FORMAT, "%s: __metadata__ appears twice", L);
+                goto done;
+            }
             size_t nm = (size_t)cJSON_GetArraySize(item);
             st->meta_key = calloc(nm ? nm : 1, sizeof(char *));
             st->meta_val = calloc(nm ? nm : 1, sizeof(char *));
