@@ -80,7 +80,7 @@ $(BUILD)/ewald: $(CLI_OBJ) $(BUILD)/libewald.a
 	$(Q)$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libewald.a $(LDLIBS)
 
 # Tests link the library plus the CLI's option/config framework (cli.o).
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libewald.a $(BUILD)/src/cli/cli.o
+$(BUILD)/tests/%: tests/%.c tests/testutil.h tests/test_blob.h $(BUILD)/libewald.a $(BUILD)/src/cli/cli.o
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/src/cli/cli.o $(BUILD)/libewald.a $(LDLIBS) -lcmocka

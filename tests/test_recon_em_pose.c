@@ -3,6 +3,7 @@
  * orient.h) at high SNR with CTF, degrades gracefully with noise; the
  * learned pose encoder learns rotations of simulated particles. */
 #include "testutil.h"
+#include "test_blob.h"
 
 #include <fftw3.h>
 
@@ -13,43 +14,6 @@
 #include "recon/em_recon.h"
 
 /* An asymmetric protein-like blob of n atoms. */
-static void blob_make(ew_structure_t *s, int n, double radius, uint64_t seed)
-{
-    memset(s, 0, sizeof *s);
-    s->n_atoms = (size_t)n;
-    s->xyz = calloc((size_t)n * 3, sizeof(float));
-    s->z = calloc((size_t)n, 1);
-    s->occupancy = calloc((size_t)n, sizeof(float));
-    s->b_factor = calloc((size_t)n, sizeof(float));
-    ew_rng_t r;
-    ew_rng_init(&r, seed, 0);
-    static const uint8_t el[4] = {6, 7, 8, 16};
-    for (int i = 0; i < n; i++) {
-        double v[3], d2;
-        do {
-            for (int k = 0; k < 3; k++) v[k] = radius * (2 * ew_rng_uniform(&r) - 1);
-            d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-        } while (d2 > radius * radius);
-        /* a lumpy elongated ball: more atoms on one side */
-        if (v[0] < 0 && i % 3 == 0) v[0] = -v[0];
-        s->xyz[3 * i] = (float)(v[0] * 1.4);
-        s->xyz[3 * i + 1] = (float)(v[1]);
-        s->xyz[3 * i + 2] = (float)(v[2] * 0.8);
-        s->z[i] = el[i % 4];
-        s->occupancy[i] = 1.0f;
-        s->b_factor[i] = 10.0f;
-    }
-    snprintf(s->source, sizeof s->source, "blob");
-}
-
-static void blob_free(ew_structure_t *s)
-{
-    free(s->xyz);
-    free(s->z);
-    free(s->occupancy);
-    free(s->b_factor);
-}
-
 /* Simulated particles: projection at pose R, sub-pixel shift, optional
  * CTF (cisTEM sign, as em_sim) and white noise of sd noise. */
 static int inplane_only; /* 1: poses are rotations about z (the encoder test) */
