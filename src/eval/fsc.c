@@ -176,41 +176,13 @@ ew_status_t ew_fsc_fourier(const float *fa, const float *fb, int n, double ds, d
     return EW_OK;
 }
 
-ew_status_t ew_fsc_intensity(const float *ia, const float *ib, int n, double ds, double shell_width,
-                             ew_shell_curve_t *out)
+/* FSC of sqrt(I) over the voxels both volumes measure; with centre, each
+ * volume's shell mean of sqrt(I) is removed first (a second pass). */
+static ew_status_t fsc_sqrt_intensity(const float *ia, const float *ib, int n, double ds, double shell_width,
+                                      int centre, ew_shell_curve_t *out)
 {
     memset(out, 0, sizeof *out);
-    EW_TRY(check_args("FSC of intensities", n, ds, shell_width));
-    fsc_acc_t acc = {0};
-    if (ew_shell_curve_alloc(out, n, ds, shell_width) != EW_OK) return EW_ERR_NOMEM;
-    if (acc_alloc(&acc, out->nshell) != EW_OK) {
-        ew_shell_curve_free(out);
-        return EW_ERR_NOMEM;
-    }
-    const int c = n / 2;
-    for (int z = 0; z < n; z++)
-        for (int y = 0; y < n; y++)
-            for (int x = 0; x < n; x++) {
-                double r2 = (double)(x - c) * (x - c) + (double)(y - c) * (y - c) + (double)(z - c) * (z - c);
-                int j = ew_shell_index(r2, shell_width, out->nshell);
-                if (j < 0) continue;
-                size_t i = ((size_t)z * n + y) * n + x;
-                if (!isfinite(ia[i]) || !isfinite(ib[i]) || ia[i] < 0.0f || ib[i] < 0.0f) continue;
-                double a = sqrt((double)ia[i]), b = sqrt((double)ib[i]);
-                acc.ab[j] += a * b;
-                acc.aa[j] += a * a;
-                acc.bb[j] += b * b;
-                out->count[j] += 1.0;
-            }
-    acc_finish(&acc, out);
-    return EW_OK;
-}
-
-ew_status_t ew_fsc_intensity_centred(const float *ia, const float *ib, int n, double ds, double shell_width,
-                                     ew_shell_curve_t *out)
-{
-    memset(out, 0, sizeof *out);
-    EW_TRY(check_args("shell-centred FSC of intensities", n, ds, shell_width));
+    EW_TRY(check_args(centre ? "shell-centred FSC of intensities" : "FSC of intensities", n, ds, shell_width));
     fsc_acc_t acc = {0};
     if (ew_shell_curve_alloc(out, n, ds, shell_width) != EW_OK) return EW_ERR_NOMEM;
     double *mean = ew_calloc_array(2 * (size_t)out->nshell, sizeof *mean);
@@ -220,9 +192,8 @@ ew_status_t ew_fsc_intensity_centred(const float *ia, const float *ib, int n, do
         return EW_ERR_NOMEM;
     }
     const int c = n / 2;
-    /* pass 0: shell means of sqrt(I) over the voxels both volumes measure;
-     * pass 1: the centred sums. */
-    for (int pass = 0; pass < 2; pass++) {
+    /* pass 0 (centre only): shell means; last pass: the sums */
+    for (int pass = centre ? 0 : 1; pass < 2; pass++) {
         for (int z = 0; z < n; z++)
             for (int y = 0; y < n; y++)
                 for (int x = 0; x < n; x++) {
@@ -243,6 +214,7 @@ ew_status_t ew_fsc_intensity_centred(const float *ia, const float *ib, int n, do
                     acc.ab[j] += a * b;
                     acc.aa[j] += a * a;
                     acc.bb[j] += b * b;
+                    if (!centre) out->count[j] += 1.0;
                 }
         if (pass == 0)
             for (int j = 0; j < out->nshell; j++)
@@ -254,6 +226,18 @@ ew_status_t ew_fsc_intensity_centred(const float *ia, const float *ib, int n, do
     ew_free(mean);
     acc_finish(&acc, out);
     return EW_OK;
+}
+
+ew_status_t ew_fsc_intensity(const float *ia, const float *ib, int n, double ds, double shell_width,
+                             ew_shell_curve_t *out)
+{
+    return fsc_sqrt_intensity(ia, ib, n, ds, shell_width, 0, out);
+}
+
+ew_status_t ew_fsc_intensity_centred(const float *ia, const float *ib, int n, double ds, double shell_width,
+                                     ew_shell_curve_t *out)
+{
+    return fsc_sqrt_intensity(ia, ib, n, ds, shell_width, 1, out);
 }
 
 int ew_curve_crossing(const ew_shell_curve_t *c, double threshold, double *s_cross)
