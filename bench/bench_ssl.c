@@ -9,6 +9,8 @@
  *          [--preset fast] [--epochs E] [--batch B] [--grid N] [--enc S]
  *          [--width W] [--smooth L] [--lr X] [--lr-grid X] [--poisson]
  *          [--c2f F] [--noaug] [--seed S] [--threads T] [--png loss.png]
+ *          [--emc-size N] [--emc-lo L] [--emc-hi L] [--emc-iters N] [--refine DEG] [--rounds N] [--target-frac F]
+ *          [--ckpt PATH (checkpoint; resumed from when it exists)] [--max-steps N]
  * Defaults are the small CI-sized case (2cex, 32x32, 1000 patterns); the
  * issue's acceptance case is --det 128 --n 10000. Needs ../shared/data/pdb
  * (or $EWALD_DATA/pdb); prints "skipped" otherwise. */
@@ -57,11 +59,12 @@ int main(int argc, char **argv)
     int json = 0, det_n = 32, noaug = 0, poisson = 0, threads = 0, oracle = 0;
     size_t n = 1000;
     double fluence = 100, spread = 0.5, readout = 0.1, beamstop = -1;
-    const char *pdb = "2cex", *preset = "fast", *png = NULL;
+    const char *pdb = "2cex", *preset = "fast", *png = NULL, *ckpt = NULL;
+    long long max_steps = 0;
     double epochs = -1, smooth = -1, lr = -1, lr_grid = -1, c2f = -1;
     int batch = -1, grid = -1, enc = -1, width = -1, eval_every = 0, search_diag = 0, search_level = -1;
-    double search_frac = -1;
-    int warm = -1;
+    double target_frac = -1, refine = -1;
+    int rounds = -1, emc_size = -1, emc_lo = -1, emc_hi = -1, emc_iters = -1;
     long long seed = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -74,8 +77,15 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--check-search") == 0) oracle = 2;
         else if (strcmp(a, "--search-diag") == 0) search_diag = 1;
         else if (ARG("--search-level")) search_level = atoi(v);
-        else if (ARG("--search-frac")) search_frac = atof(v);
-        else if (ARG("--warm")) warm = atoi(v);
+        else if (ARG("--target-frac")) target_frac = atof(v);
+        else if (ARG("--refine")) refine = atof(v);
+        else if (ARG("--rounds")) rounds = atoi(v);
+        else if (ARG("--ckpt")) ckpt = v;
+        else if (ARG("--max-steps")) max_steps = atoll(v);
+        else if (ARG("--emc-size")) emc_size = atoi(v);
+        else if (ARG("--emc-lo")) emc_lo = atoi(v);
+        else if (ARG("--emc-hi")) emc_hi = atoi(v);
+        else if (ARG("--emc-iters")) emc_iters = atoi(v);
         else if (ARG("--pdb")) pdb = v;
         else if (ARG("--det")) det_n = atoi(v);
         else if (ARG("--n")) n = (size_t)atol(v);
@@ -164,12 +174,20 @@ int main(int argc, char **argv)
     if (lr_grid > 0) c.lr_grid = lr_grid;
     if (c2f >= 0) c.c2f_start = c2f;
     if (search_level >= 0) c.search_level = search_level;
-    if (search_frac >= 0) c.search_frac = search_frac;
-    if (warm >= 0) c.warm_iters = warm;
+    if (target_frac >= 0) c.target_frac = target_frac;
+    if (refine >= 0) c.refine_deg = refine;
+    if (rounds >= 0) c.refine_rounds = rounds;
+    c.ckpt_path = ckpt;
+    c.resume = 1;
+    if (emc_size >= 0) c.emc_size = emc_size;
+    if (emc_lo > 0) c.emc_level_lo = emc_lo;
+    if (emc_hi > 0) c.emc_level_hi = emc_hi;
+    if (emc_iters > 0) c.emc_iters = emc_iters;
+    if (c.emc_size > det_n) c.emc_size = det_n;
     if (poisson) c.loss = EW_SSL_LOSS_POISSON;
     if (seed >= 0) c.seed = (uint64_t)seed;
     if (c.enc_size > det_n) c.enc_size = det_n;
-    c.progress = 0;
+    c.progress = isatty(2);
     ew_ssl_model_t *m;
     ew_ssl_history_t h;
     ew_ssl_eval_t e;
@@ -204,7 +222,7 @@ int main(int argc, char **argv)
     for (int64_t upto = eval_every;; upto += eval_every) {
         /* with --eval-every, train in chunks and print the orientation error */
         ew_ssl_config_t *mc = ew_ssl_model_config(m);
-        mc->max_steps = eval_every > 0 ? upto : 0;
+        mc->max_steps = eval_every > 0 ? upto : max_steps;
         if (ew_ssl_train(m, &d, &h) != EW_OK) {
             fprintf(stderr, "bench_ssl: %s\n", ew_error_message());
             return 1;
@@ -213,7 +231,7 @@ int main(int argc, char **argv)
         steps += h.steps;
         if (eval_every <= 0 || h.steps == 0) break;
         ew_ssl_eval_t ei;
-        if (ew_ssl_evaluate(m, &d, NULL, &ei) == EW_OK)
+        if (ew_ssl_evaluate(m, &d, NULL, 1, &ei) == EW_OK)
             printf("  step %6lld  %7.1f s  loss %.4f  median %.1f deg (twin %.1f)  scale corr %.3f\n",
                    (long long)ew_ssl_model_step(m), t_train, h.nlog ? h.log[h.nlog - 1].loss : NAN, ei.median_deg,
                    ei.median_twin_deg, ei.scale_corr);
@@ -233,9 +251,28 @@ int main(int argc, char **argv)
         ew_ssl_history_free(&h);
     }
     h.steps = steps;
+    {
+        /* the pseudo-labels of the EMC start */
+        ew_quat_t *qs = malloc(n * sizeof *qs);
+        ew_orient_err_t oe;
+        ew_orient_opts_t oo;
+        ew_orient_opts_default(&oo);
+        oo.inplane_twin = 1;
+        ew_orient_err_t o2;
+        if (qs && ew_ssl_pseudo_labels(m, qs, n) == EW_OK && ew_orient_error(s.q, qs, n, &oo, &oe) == EW_OK &&
+            ew_orient_error(s.q, qs, n, NULL, &o2) == EW_OK) {
+            printf("  pseudo-labels (EMC start, refined): median %.2f deg (90%%: %.2f); twin accepted: %.2f (%.2f)\n",
+                   o2.median_deg, o2.p90_deg, oe.median_deg, oe.p90_deg);
+            ew_orient_err_free(&oe);
+            ew_orient_err_free(&o2);
+        } else {
+            printf("  pseudo-labels: %s\n", ew_error_message());
+        }
+        free(qs);
+    }
     /* evaluation: truth on the simulator's grid */
     double te0 = ew_time_now();
-    if (ew_ssl_evaluate(m, &d, &xm.W, &e) != EW_OK) {
+    if (ew_ssl_evaluate(m, &d, &xm.W, 1, &e) != EW_OK) {
         fprintf(stderr, "bench_ssl: %s\n", ew_error_message());
         return 1;
     }
@@ -260,15 +297,18 @@ int main(int argc, char **argv)
            e.hand);
     printf("  %-34s %10.2f deg (90%%: %.2f)\n", "  with the in-plane twin accepted", e.median_twin_deg,
            e.p90_twin_deg);
+    printf("  %-34s %10.2f deg (90%%: %.2f; twin accepted: median %.2f)\n", "  the encoder alone", e.enc_median_deg,
+           e.enc_p90_deg, e.enc_median_twin_deg);
     printf("  %-34s %10.4f 1/A = %.2f of the edge s (align score %.3f)\n", "FSC 0.5 crossing", e.fsc_s05,
            e.fsc_frac_edge, e.align_score);
     printf("  %-34s %10.3f\n", "scale vs true fluence correlation", e.scale_corr);
     printf("{\"bench\": \"ssl\", \"pdb\": \"%s\", \"det\": %d, \"patterns\": %zu, \"fluence\": %g, "
            "\"photons\": %.1f, \"preset\": \"%s\", \"loss\": \"%s\", \"threads\": %d, \"train_s\": %.2f, "
-           "\"steps\": %lld, \"median_deg\": %.3f, \"p90_deg\": %.3f, \"median_twin_deg\": %.3f, \"fsc05_frac_edge\": %.3f, "
+           "\"steps\": %lld, \"median_deg\": %.3f, \"p90_deg\": %.3f, \"median_twin_deg\": %.3f, \"encoder_median_deg\": %.3f, "
+           "\"eval_s\": %.2f, \"fsc05_frac_edge\": %.3f, "
            "\"scale_corr\": %.4f}\n",
            pdb, det_n, n, fluence, xs.mean_recorded, preset, c.loss == EW_SSL_LOSS_POISSON ? "poisson" : "mse",
-           omp_get_max_threads(), t_train, (long long)h.steps, e.median_deg, e.p90_deg, e.median_twin_deg,
+           omp_get_max_threads(), t_train, (long long)h.steps, e.median_deg, e.p90_deg, e.median_twin_deg, e.enc_median_deg, t_eval,
            e.fsc_frac_edge, e.scale_corr);
     ew_ssl_eval_free(&e);
     ew_ssl_history_free(&h);

@@ -159,7 +159,9 @@ static void make_xfel(void)
     assert_ok(ew_test_write_bytes(at(0, "junk.cxi"), "not an HDF5 file\n", 17) == 0 ? EW_OK : EW_ERR_IO);
 }
 
-#define TINY "--enc-size 8 --enc-width 4 --enc-stages 1 --scale-width 4 --scale-stages 1 --grid-n 9 --batch 4 -t 1"
+#define TINY                                                                                                 \
+    "--enc-size 8 --enc-width 4 --enc-stages 1 --scale-width 4 --scale-stages 1 --grid-n 9 --batch 4 -t 1 "               \
+    "--emc-level-lo 1 --emc-level-hi 1 --emc-iters 2 --refine-rounds 1"
 
 static void test_xfel_train_infer(void **state)
 {

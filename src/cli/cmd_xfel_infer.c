@@ -1,5 +1,5 @@
 /* ewald xfel infer: orientations and scales of new patterns from a model
- * trained by `ewald xfel train` (src/recon/ssl.h, ew_ssl_infer). */
+ * trained by `ewald xfel train` (src/recon/ssl.h, ew_ssl_orient: the encoder, refined against the decoder). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -62,7 +62,7 @@ int cmd_xfel_infer(int argc, char **argv)
         q = ew_alloc_array(n, sizeof *q);
         scale = ew_alloc_array(n, sizeof *scale);
         double t0 = ew_time_now();
-        st = q && scale ? ew_ssl_infer(m, &in.d, q, scale) : EW_ERR_NOMEM;
+        st = q && scale ? ew_ssl_orient(m, &in.d, q, scale) : EW_ERR_NOMEM;
         if (st == EW_OK && search) st = ew_ssl_search(m, &in.d, q);
         seconds = ew_time_now() - t0;
     }

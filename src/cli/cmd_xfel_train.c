@@ -136,7 +136,8 @@ int cmd_xfel_train(int argc, char **argv)
          small_stem = c.enc_small_stem, sc_width = c.scale_width, sc_stages = c.scale_stages, sc_blocks = c.scale_blocks,
          grid_n = c.grid_n, s_hidden = c.siren_hidden, s_layers = c.siren_layers, batch = c.batch,
          patches = c.aug_patches, threads = c.threads, ckpt_every = c.ckpt_every, max_steps = (long)c.max_steps,
-         scale_fixed = c.scale_fixed, freeze = c.freeze_decoder, search_level = c.search_level, warm = c.warm_iters;
+         scale_fixed = c.scale_fixed, freeze = c.freeze_decoder, search_level = c.search_level, emc_size = c.emc_size,
+         emc_lo = c.emc_level_lo, emc_hi = c.emc_level_hi, emc_iters = c.emc_iters, rounds = c.refine_rounds;
     int no_aug = !c.augment, resume = 0;
     const char *decoder = dec_names[c.decoder], *loss = c.loss == EW_SSL_LOSS_POISSON ? "poisson" : "mse";
     const char *prefix = "ssl", *truth = NULL, *init = NULL;
@@ -157,7 +158,7 @@ int cmd_xfel_train(int argc, char **argv)
         {"scale-blocks", 0, EW_OPT_INT, &sc_blocks, "encoder", "photon-count ResNet: basic blocks per stage", NULL, 0, 1, 64},
         {"scale-fixed", 0, EW_OPT_INT, &scale_fixed, "encoder", "1: no photon-count encoder, every scale m = 1", NULL, 0, 0, 1},
         {"decoder", 0, EW_OPT_CHOICE, &decoder, "decoder", "grid: explicit voxel grid; siren-grid: SIREN on the grid nodes; siren-pixel: SIREN at every pixel (paper)", "grid|siren-grid|siren-pixel", 0, 0, 0},
-        {"grid-n", 0, EW_OPT_INT, &grid_n, "decoder", "grid voxels per axis (odd; even -> +1)", NULL, 0, 3, 1025},
+        {"grid-n", 0, EW_OPT_INT, &grid_n, "decoder", "grid voxels per axis (odd; even -> +1; 0: from the detector's pixel spacing and the EMC binning)", NULL, 0, 0, 257},
         {"smooth", 0, EW_OPT_DOUBLE, &c.smooth, "decoder", "grid smoothness prior weight lambda (mean |grad G|^2)", NULL, 0, 0, 1e6},
         {"siren-hidden", 0, EW_OPT_INT, &s_hidden, "decoder", "SIREN width", NULL, 0, 1, 4096},
         {"siren-layers", 0, EW_OPT_INT, &s_layers, "decoder", "SIREN hidden layers", NULL, 0, 1, 64},
@@ -174,10 +175,15 @@ int cmd_xfel_train(int argc, char **argv)
         {"steps", 0, EW_OPT_INT, &max_steps, "train", "stop after this many steps in total (0: no limit)", NULL, 0, 0, 1e12},
         {"c2f-start", 0, EW_OPT_DOUBLE, &c.c2f_start, "train", "coarse-to-fine: first |s| cut as a fraction of the detector edge's |s| (1: off)", NULL, 0, 0, 10},
         {"c2f-frac", 0, EW_OPT_DOUBLE, &c.c2f_frac, "train", "fraction of the steps over which the cut opens to the corner", NULL, 0, 0, 1},
-        {"search-level", 0, EW_OPT_INT, &search_level, "search", "pose search: 600-cell level of the rotation grid searched per pattern (0: off, the paper's pure gradient path; grid decoders)", NULL, 0, 0, 12},
-        {"search-frac", 0, EW_OPT_DOUBLE, &c.search_frac, "search", "pose search during this first fraction of the steps", NULL, 0, 0, 1},
-        {"search-weight", 0, EW_OPT_DOUBLE, &c.search_weight, "search", "weight of the encoder's regression onto the searched rotation", NULL, 0, 0, 1e6},
-        {"warm-iters", 0, EW_OPT_INT, &warm, "search", "before training: hard-assignment rounds (search, then the grid set to the merged average; 0: off)", NULL, 0, 0, 1000},
+        {"emc-size", 0, EW_OPT_INT, &emc_size, "start", "EMC start: super-pixel grid side; the patterns are binned by max(1, side / this), which must divide the detector side (0: no EMC start, the paper's pure gradient path)", NULL, 0, 0, 65536},
+        {"emc-level-lo", 0, EW_OPT_INT, &emc_lo, "start", "EMC start: first 600-cell level of the rotation grid (geom.h; level n has 10 (5 n^3 + n) rotations)", NULL, 0, 1, 12},
+        {"emc-level-hi", 0, EW_OPT_INT, &emc_hi, "start", "EMC start: last 600-cell level (covering radius about 50/n degrees at level n)", NULL, 0, 1, 12},
+        {"emc-iters", 0, EW_OPT_INT, &emc_iters, "start", "EMC start: iterations per level", NULL, 0, 1, 10000},
+        {"refine-deg", 0, EW_OPT_DOUBLE, &c.refine_deg, "start", "first step of the local orientation refinement of pseudo-labels and final orientations, degrees (0: off)", NULL, 0, 0, 45},
+        {"refine-rounds", 0, EW_OPT_INT, &rounds, "start", "after EMC: rounds of (refine the pseudo-labels, merge the full-resolution intensity at them)", NULL, 0, 0, 100},
+        {"target-frac", 0, EW_OPT_DOUBLE, &c.target_frac, "start", "the orientation encoder regresses onto the pseudo-labels during this first fraction of the steps", NULL, 0, 0, 1},
+        {"target-weight", 0, EW_OPT_DOUBLE, &c.target_weight, "start", "weight of that regression (chordal distance)", NULL, 0, 0, 1e6},
+        {"search-level", 0, EW_OPT_INT, &search_level, "start", "600-cell level of the exhaustive search used by diagnostics (0: 3)", NULL, 0, 0, 12},
         {"seed", 0, EW_OPT_U64, &c.seed, "train", "random seed (initialisation, batches, augmentation)", NULL, 0, 0, 0},
         {"threads", 't', EW_OPT_INT, &threads, "run", "OpenMP threads (0: default)", NULL, 0, 0, 4096},
         {"checkpoint-every", 0, EW_OPT_INT, &ckpt_every, "run", "rewrite PREFIX.safetensors every so many steps (0: only at the end)", NULL, 0, 0, 1e12},
@@ -197,6 +203,7 @@ int cmd_xfel_train(int argc, char **argv)
         "reported, and with --truth the intensity FSC.",
         "patterns, pixels, preset, params, steps, epochs_done, final_loss, seconds, patterns_per_s, n_vox, ds, "
         "orientation_median_deg, orientation_p90_deg, orientation_hand, orientation_median_twin_deg, "
+        "encoder_median_deg, encoder_p90_deg, "
         "scale_corr (with ground truth), fsc_s05_inv_a, fsc_d05_a, fsc_frac_edge, align_score (with --truth), "
         "outputs{model, orientations, intensity, loss_png, fsc}",
         1, 1};
@@ -212,7 +219,8 @@ int cmd_xfel_train(int argc, char **argv)
     c.freeze_decoder = (int)freeze, c.grid_n = (int)grid_n, c.siren_hidden = (int)s_hidden, c.siren_layers = (int)s_layers;
     c.batch = (int)batch, c.aug_patches = (int)patches, c.augment = !no_aug, c.threads = (int)threads;
     c.ckpt_every = (int)ckpt_every, c.max_steps = max_steps, c.progress = 1;
-    c.search_level = (int)search_level, c.warm_iters = (int)warm;
+    c.search_level = (int)search_level, c.emc_size = (int)emc_size, c.emc_level_lo = (int)emc_lo;
+    c.emc_level_hi = (int)emc_hi, c.emc_iters = (int)emc_iters, c.refine_rounds = (int)rounds;
     c.loss = !strcmp(loss, "poisson") ? EW_SSL_LOSS_POISSON : EW_SSL_LOSS_MSE;
     for (int i = 0; dec_names[i]; i++)
         if (!strcmp(decoder, dec_names[i])) c.decoder = (ew_ssl_decoder_t)i;
@@ -247,7 +255,8 @@ int cmd_xfel_train(int argc, char **argv)
             mc->batch = c.batch, mc->epochs = c.epochs, mc->max_steps = c.max_steps, mc->c2f_start = c.c2f_start;
             mc->c2f_frac = c.c2f_frac, mc->augment = c.augment, mc->aug_sigma = c.aug_sigma, mc->aug_patches = c.aug_patches;
             mc->threads = c.threads, mc->ckpt_path = model, mc->ckpt_every = c.ckpt_every, mc->resume = 1, mc->progress = 1;
-            mc->freeze_decoder = c.freeze_decoder, mc->search_frac = c.search_frac, mc->search_weight = c.search_weight;
+            mc->freeze_decoder = c.freeze_decoder, mc->target_frac = c.target_frac, mc->target_weight = c.target_weight;
+            mc->refine_deg = c.refine_deg;
         }
     } else if (st == EW_OK) {
         st = ew_ssl_model_create(&c, &in.d, &m);
@@ -267,9 +276,9 @@ int cmd_xfel_train(int argc, char **argv)
     if (st == EW_OK) {
         q = ew_alloc_array(n, sizeof *q);
         scale = ew_alloc_array(n, sizeof *scale);
-        st = q && scale ? ew_ssl_infer(m, &in.d, q, scale) : EW_ERR_NOMEM;
+        st = q && scale ? ew_ssl_orient(m, &in.d, q, scale) : EW_ERR_NOMEM;
     }
-    if (st == EW_OK && in.q) st = ew_ssl_evaluate(m, &in.d, truth ? &wt : NULL, &e);
+    if (st == EW_OK && in.q) st = ew_ssl_evaluate(m, &in.d, truth ? &wt : NULL, 1, &e);
     if (st == EW_OK) st = ew_ssl_volume(m, &learned);
     if (st == EW_OK && (st = cli_ssl_write_orientations(orient, q, scale, n)) == EW_OK) written = 1;
     if (st == EW_OK && (st = ew_h5vol_write_rvol(vol, &learned, "photons/sr", NULL)) == EW_OK) written = 2;
@@ -287,7 +296,8 @@ int cmd_xfel_train(int argc, char **argv)
                h.seconds, pps, (long long)ew_ssl_model_step(m), last);
         if (in.q)
             printf("  orientation error vs ground truth: median %.2f, p90 %.2f degrees (hand %d); with in-plane twin: "
-                   "median %.2f degrees; scale corr %.3f\n", e.median_deg, e.p90_deg, e.hand, e.median_twin_deg, e.scale_corr);
+                   "median %.2f degrees; scale corr %.3f\n  (the encoder alone, before refinement: median %.2f, p90 %.2f "
+                   "degrees)\n", e.median_deg, e.p90_deg, e.hand, e.median_twin_deg, e.scale_corr, e.enc_median_deg, e.enc_p90_deg);
         if (truth)
             printf("  intensity FSC vs %s: 0.5 at s = %.4g 1/A (%.3g of the detector edge), %.2f A\n", truth, e.fsc_s05,
                    e.fsc_frac_edge, e.fsc_s05 > 0 ? 1 / e.fsc_s05 : INFINITY);
@@ -311,6 +321,8 @@ int cmd_xfel_train(int argc, char **argv)
                 cJSON_AddNumberToObject(js, "orientation_p90_deg", e.p90_deg);
                 cJSON_AddNumberToObject(js, "orientation_hand", e.hand);
                 cJSON_AddNumberToObject(js, "orientation_median_twin_deg", e.median_twin_deg);
+                cJSON_AddNumberToObject(js, "encoder_median_deg", e.enc_median_deg);
+                cJSON_AddNumberToObject(js, "encoder_p90_deg", e.enc_p90_deg);
                 if (isfinite(e.scale_corr)) cJSON_AddNumberToObject(js, "scale_corr", e.scale_corr);
             }
             if (truth) {

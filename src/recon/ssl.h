@@ -85,7 +85,9 @@ typedef struct {
     int freeze_decoder;     /* 1: the decoder is not trained (e.g. after ew_ssl_model_set_volume) */
     /* decoder */
     ew_ssl_decoder_t decoder;
-    int grid_n;             /* grid voxels per axis (odd; even -> +1) */
+    int grid_n;             /* grid voxels per axis (odd; even -> +1); 0: from the detector: spacing
+                               ds = the pixel spacing at s = 0 times the EMC (or encoder) binning,
+                               covering the detector corner */
     double smooth;          /* smoothness prior weight lambda (grid decoders) */
     int siren_hidden, siren_layers; /* SIREN width and hidden layers (256, 5 in the paper) */
     double siren_omega;     /* first-layer omega (30) */
@@ -99,21 +101,32 @@ typedef struct {
     double epochs;          /* passes over the dataset (may be fractional) */
     double c2f_start;       /* coarse-to-fine: first |s| cut as a fraction of s_max_edge (1: off) */
     double c2f_frac;        /* fraction of the steps over which the cut opens to the corner */
-    /* pose search (the CPU recipe; 0 = off, the paper's pure gradient path):
-     * during the first search_frac of the steps each pattern's rotation is
-     * also searched over a 600-cell grid of the given level (geom.h) with
-     * the Poisson likelihood on super-pixels (the encoder's binning, summed
-     * counts) against the current decoder; the best rotation
-     * (or the encoder's own, if better) renders the pattern for the decoder
-     * update, and the orientation encoder regresses onto it (chordal
-     * distance, nearer in-plane twin, weight search_weight) */
-    int search_level;
-    int warm_iters;         /* before training: this many hard-assignment rounds over all patterns
-                               (search as above with the Poisson likelihood, then the decoder grid
-                               set to the merged average), from the radial profile with 10%
-                               seeded noise; 0: off */
-    double search_frac;
-    double search_weight;
+    /* The CPU recipe (docs/ssl.md): before the networks train, EMC
+     * (recon/emc.h) runs on the patterns binned to emc_size^2 super-pixels
+     * from a random start over 600-cell levels emc_level_lo..emc_level_hi
+     * (emc_iters iterations per level, deterministic annealing), and sets
+     * the grid decoder; each pattern's most likely EMC rotation, refined
+     * locally against that decoder (refine_deg), becomes its pseudo-label;
+     * refine_rounds times the decoder is then set to the intensity merged
+     * from the full-resolution patterns at the pseudo-labels and these are
+     * refined again. During the first target_frac
+     * of the steps the orientation encoder regresses onto the pseudo-labels
+     * (chordal distance to the nearer in-plane twin, weight target_weight)
+     * and the decoder and scale encoder learn from the patterns rendered at
+     * them; afterwards everything trains by the self-supervised loss alone.
+     * emc_size 0: no EMC (the paper's pure gradient path). */
+    int emc_size;           /* EMC super-pixel grid side: the patterns are binned by max(1, nx / emc_size)
+                               (which must divide nx); 0: no EMC start */
+    int emc_level_lo, emc_level_hi; /* 600-cell levels (geom.h) of the EMC rotation grids */
+    int emc_iters;          /* EMC iterations per level */
+    double refine_deg;      /* first step of the local orientation refinement (compass search on
+                               the full-resolution Poisson likelihood, steps halving to 1/16 of
+                               this); 0: no refinement */
+    int refine_rounds;      /* after EMC: rounds of (refine the pseudo-labels, set the decoder to the
+                               merged full-resolution intensity at them) before the networks train */
+    double target_frac;     /* fraction of the steps with pseudo-labels */
+    double target_weight;   /* weight of the encoder's regression onto them */
+    int search_level;       /* 600-cell level of ew_ssl_search (exhaustive search; 0: 3) */
     /* augmentation */
     int augment;            /* use noise-free patterns with fresh noise when available */
     double aug_sigma;       /* Gaussian noise std, photons (0.05) */
@@ -211,6 +224,29 @@ ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_histo
  * the caller's; scale may be NULL. */
 ew_status_t ew_ssl_infer(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q, double *scale);
 
+/* The model's orientations and scales for every pattern of d: the
+ * encoder's rotation or its in-plane twin Rz(pi) R, whichever has the lower
+ * Poisson loss against the decoder, then refined locally (compass search
+ * over small rotations of all good full-resolution pixels, first step
+ * cfg.refine_deg, halving to 1/16 of it; scale fitted in closed form).
+ * With refine_deg 0 or the SIREN_PIXEL decoder, the encoder's alone
+ * (ew_ssl_infer). q and scale (n each, scale may be NULL) are the caller's. */
+ew_status_t ew_ssl_orient(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q, double *scale);
+
+/* Refine given orientations q (n, in place; e.g. from EMC or another
+ * model) of the patterns of d against the current grid decoder as
+ * ew_ssl_orient does (twin: also try each one's in-plane twin first);
+ * scale (n, may be NULL) gets the fitted scales. Grid decoders only
+ * (EW_ERR_ARG otherwise); step_deg <= 0: only the twin choice and scales. */
+ew_status_t ew_ssl_refine(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q, double *scale, int twin,
+                          double step_deg);
+
+/* The pseudo-labels of the EMC start (ssl.h config; one per training
+ * pattern, after refinement) as quaternions into q (n, the caller's; n
+ * must equal the training set's size). EW_ERR_ARG when the model has
+ * none (no EMC start, or not trained yet in this process). */
+ew_status_t ew_ssl_pseudo_labels(const ew_ssl_model_t *m, ew_quat_t *q, size_t n);
+
 /* Orientations by exhaustive search instead of the encoder: for each
  * pattern of d, the rotation of the 600-cell grid of the model's
  * search_level (3 if 0) with the lowest Poisson loss against the current
@@ -233,23 +269,37 @@ void ew_ssl_model_grid(const ew_ssl_model_t *m, int *n, double *ds);
 
 /* Evaluation against the truth (see eval/orient.h, eval/fsc.h). */
 typedef struct {
-    double median_deg, p90_deg;  /* orientation error after the best global rotation and hand */
-    int hand;
+    /* the model's orientations for d: its pseudo-labels when d is the
+     * training set and the model holds them (from_labels = 1), else
+     * ew_ssl_orient's (encoder + refinement); error after the best global
+     * rotation and hand */
+    double median_deg, p90_deg;
+    int hand, from_labels;
     double median_twin_deg, p90_twin_deg; /* the same with the in-plane twin Rz(pi) R accepted per
                                              pattern (orient.h option) */
-    double scale_corr;           /* Pearson correlation of predicted scales with true fluence (NAN: none) */
-    double fsc_s05;              /* s where the intensity FSC falls below 0.5 (1/Angstrom) */
+    double enc_median_deg, enc_p90_deg, enc_median_twin_deg; /* the encoder alone (ew_ssl_infer) */
+    double orient_median_deg, orient_p90_deg; /* ew_ssl_orient (encoder + refinement, what new
+                                                 patterns get) on the first orient_n patterns */
+    size_t orient_n;
+    double scale_corr;           /* Pearson correlation of the scale encoder's scales with the true
+                                    fluence (NAN: none) */
+    double fsc_s05;              /* s where the shell-centred intensity FSC (eval/fsc.h) falls
+                                    below 0.5 (1/Angstrom) */
     double fsc_frac_edge;        /* fsc_s05 / s_max_edge */
     double align_score;          /* correlation of the aligned volumes */
     int fsc_n;                   /* shells in fsc_s/fsc */
     double *fsc_s, *fsc;         /* (fsc_n) the FSC curve (owned) */
 } ew_ssl_eval_t;
 
-/* Infer on d (which must have q_true), score the orientations, and if
+/* Score the model on d (which must have q_true): orientations as described
+ * in ew_ssl_eval_t (training_set: d is the set the model was trained on, so
+ * its pseudo-labels are d's orientations; ew_ssl_orient is scored on at
+ * most the first 1,000 patterns, as it costs ~10 ms per pattern), and if
  * W_true (photon volume on ANY grid holding the model's; NULL: skipped) is
  * given, resample it onto the model's grid, align the learned volume to it
- * (eval/align.h) and compute the intensity FSC. On error *e is zeroed. */
-ew_status_t ew_ssl_evaluate(ew_ssl_model_t *m, const ew_ssl_data_t *d, const ew_rvol_t *W_true,
+ * (eval/align.h, both hands) and compute the shell-centred intensity FSC.
+ * On error *e is zeroed. */
+ew_status_t ew_ssl_evaluate(ew_ssl_model_t *m, const ew_ssl_data_t *d, const ew_rvol_t *W_true, int training_set,
                             ew_ssl_eval_t *e);
 void ew_ssl_eval_free(ew_ssl_eval_t *e);
 

@@ -23,6 +23,7 @@ struct ew_ssl_model {
     int decoder_set;     /* ew_ssl_model_set_volume was called: no data-based init */
     double corr_mean;    /* mean corr over good pixels (1 without corr) */
     int es, bin;         /* encoder input side, binning factor */
+    int emc_bin;         /* binning of the EMC start and the refinement: max(1, nx / emc_size) */
     ew_params_t P;
     ew_resnet_t enc, senc;
     int has_senc;
@@ -32,8 +33,9 @@ struct ew_ssl_model {
     double grid_k;       /* f = grid_k * stored grid (lr_grid / lr) */
     float *G, *dG;       /* (gn^3) symmetrised decoder values and their gradient */
     char *ckpt;          /* copy of cfg.ckpt_path (cfg.ckpt_path points here) */
-    double *srot;        /* (nsrot, 9) search rotations (row-major matrices) */
-    size_t nsrot;
+    double *tgt;         /* (ntgt, 9) pseudo-label rotations of the training patterns (row-major
+                            matrices, particle -> lab), NULL: none */
+    size_t ntgt;
     float *coords;       /* SIREN_GRID: (gn^3, 3) network inputs at the grid nodes */
 };
 

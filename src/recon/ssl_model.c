@@ -31,7 +31,7 @@ void ew_ssl_config_default(ew_ssl_config_t *c)
     c->scale_blocks = 1;
     c->scale_fixed = 0;
     c->decoder = EW_SSL_DEC_GRID;
-    c->grid_n = 41;
+    c->grid_n = 0;
     c->smooth = 0.02;
     c->siren_hidden = 64;
     c->siren_layers = 3;
@@ -43,12 +43,17 @@ void ew_ssl_config_default(ew_ssl_config_t *c)
     c->warmup_frac = 0.05;
     c->batch = 16;
     c->epochs = 4;
-    c->c2f_start = 0.4;
+    c->c2f_start = 1.0; /* off: the EMC start already holds the whole resolution range */
     c->c2f_frac = 0.5;
+    c->emc_size = 64;
+    c->emc_level_lo = 4;
+    c->emc_level_hi = 6;
+    c->emc_iters = 10;
+    c->refine_deg = 4.0;
+    c->refine_rounds = 2;
+    c->target_frac = 0.7;
+    c->target_weight = 1.0;
     c->search_level = 3;
-    c->search_frac = 0.6;
-    c->warm_iters = 6;
-    c->search_weight = 1.0;
     c->augment = 1;
     c->aug_sigma = 0.05;
     c->aug_patches = 100;
@@ -80,8 +85,9 @@ static void preset_paper(ew_ssl_config_t *c)
     c->epochs = 20;
     c->c2f_start = 1.0;
     c->loss = EW_SSL_LOSS_MSE;
-    c->search_level = 0;
-    c->warm_iters = 0;
+    c->emc_size = 0;
+    c->refine_deg = 0.0;
+    c->target_frac = 0.0;
 }
 
 static void preset_siren_grid(ew_ssl_config_t *c)
@@ -95,11 +101,12 @@ static void preset_siren_grid(ew_ssl_config_t *c)
 static void preset_mse(ew_ssl_config_t *c) { c->loss = EW_SSL_LOSS_MSE; }
 
 static const ew_ssl_preset_t presets[] = {
-    {"fast", "default: 41^3 grid decoder, slim ResNets on 32x32 binned input, Poisson loss, pose-search warm start",
+    {"fast", "default: EMC-bootstrapped grid decoder and pseudo-labels, slim ResNets on 32x32 binned input, "
+             "Poisson loss, local refinement",
      preset_fast},
     {"paper", "reference: ResNet-18 encoders on the full pattern, SIREN 5x256 (omega 30) at every pixel",
      preset_paper},
-    {"siren-grid", "SIREN 3x64 evaluated once per step on the 41^3 grid, sliced by interpolation",
+    {"siren-grid", "the default with a SIREN 3x64 evaluated once per step on the grid, sliced by interpolation",
      preset_siren_grid},
     {"mse", "the default with the reference's log-space MSE instead of the Poisson likelihood", preset_mse},
     {NULL, NULL, NULL}};
@@ -144,8 +151,8 @@ static ew_status_t check_config(const ew_ssl_config_t *c, const ew_ssl_data_t *d
                        c->scale_stages, c->scale_blocks);
     if (c->decoder < EW_SSL_DEC_GRID || c->decoder > EW_SSL_DEC_SIREN_PIXEL)
         return ew_fail(EW_ERR_ARG, "ssl: decoder = %d unknown", (int)c->decoder);
-    if (c->decoder != EW_SSL_DEC_SIREN_PIXEL && (c->grid_n < 7 || c->grid_n > 257))
-        return ew_fail(EW_ERR_ARG, "ssl: grid_n = %d outside [7, 257]", c->grid_n);
+    if (c->decoder != EW_SSL_DEC_SIREN_PIXEL && c->grid_n != 0 && (c->grid_n < 7 || c->grid_n > 257))
+        return ew_fail(EW_ERR_ARG, "ssl: grid_n = %d outside [7, 257] (0: from the detector)", c->grid_n);
     if (c->decoder != EW_SSL_DEC_GRID && (c->siren_hidden < 1 || c->siren_layers < 1))
         return ew_fail(EW_ERR_ARG, "ssl: siren hidden %d layers %d invalid", c->siren_hidden, c->siren_layers);
     if (!(c->lr > 0) || !(c->lr_grid > 0) || c->weight_decay < 0)
@@ -153,10 +160,22 @@ static ew_status_t check_config(const ew_ssl_config_t *c, const ew_ssl_data_t *d
                        c->weight_decay);
     if (c->batch < 1) return ew_fail(EW_ERR_ARG, "ssl: batch = %d is not positive", c->batch);
     if (!(c->epochs > 0)) return ew_fail(EW_ERR_ARG, "ssl: epochs = %g is not positive", c->epochs);
-    if (c->warm_iters < 0 || (c->warm_iters > 0 && (c->search_level < 1 || c->decoder != EW_SSL_DEC_GRID)))
-        return ew_fail(EW_ERR_ARG, "ssl: warm_iters = %d needs search_level >= 1 and the grid decoder", c->warm_iters);
-    if (c->search_level < 0 || c->search_level > 12 || (c->search_level > 0 && c->decoder == EW_SSL_DEC_SIREN_PIXEL))
-        return ew_fail(EW_ERR_ARG, "ssl: search_level = %d invalid (0..12, grid decoders only)", c->search_level);
+    if (c->emc_size < 0 || (c->emc_size > 0 && d->nx % (d->nx / c->emc_size > 1 ? d->nx / c->emc_size : 1) != 0))
+        return ew_fail(EW_ERR_ARG, "ssl: emc_size = %d: the binning %d does not divide the detector side %d",
+                       c->emc_size, d->nx / c->emc_size, d->nx);
+    if (c->emc_size > 0 && c->decoder == EW_SSL_DEC_SIREN_PIXEL)
+        return ew_fail(EW_ERR_ARG, "ssl: the EMC start (emc_size %d) needs a grid decoder", c->emc_size);
+    if (c->emc_size > 0 && (c->emc_level_lo < 1 || c->emc_level_hi < c->emc_level_lo || c->emc_level_hi > 12 ||
+                            c->emc_iters < 1))
+        return ew_fail(EW_ERR_ARG, "ssl: EMC levels %d..%d (1..12) or iterations %d invalid", c->emc_level_lo,
+                       c->emc_level_hi, c->emc_iters);
+    if (c->refine_deg < 0 || c->refine_deg > 45 || c->target_frac < 0 || c->target_frac > 1 || c->target_weight < 0)
+        return ew_fail(EW_ERR_ARG, "ssl: refine_deg %g (0..45), target_frac %g (0..1) or target_weight %g invalid",
+                       c->refine_deg, c->target_frac, c->target_weight);
+    if (c->refine_rounds < 0 || c->refine_rounds > 100)
+        return ew_fail(EW_ERR_ARG, "ssl: refine_rounds = %d outside 0..100", c->refine_rounds);
+    if (c->search_level < 0 || c->search_level > 12)
+        return ew_fail(EW_ERR_ARG, "ssl: search_level = %d outside 0..12", c->search_level);
     if (c->smooth < 0 || c->aug_sigma < 0 || c->aug_patches < 0)
         return ew_fail(EW_ERR_ARG, "ssl: smooth %g, aug_sigma %g, aug_patches %d must be >= 0", c->smooth,
                        c->aug_sigma, c->aug_patches);
@@ -209,10 +228,28 @@ static void model_geometry(ew_ssl_model_t *m, const ew_ssl_data_t *d)
     m->s_max_corner = smax;
     m->s_max_edge = sedge;
     /* grid: corners of every interpolation inside, two voxels to spare */
-    if (m->cfg.decoder != EW_SSL_DEC_SIREN_PIXEL) {
+    if (m->cfg.decoder != EW_SSL_DEC_SIREN_PIXEL && m->cfg.grid_n > 0) {
         int n = m->cfg.grid_n | 1;
         m->gn = n;
         m->ds = smax / (double)(n / 2 - 2);
+    } else if (m->cfg.decoder != EW_SSL_DEC_SIREN_PIXEL) {
+        /* from the detector: the pixel spacing at the centre times the
+         * binning of the EMC start (else of the encoder input) */
+        int r = d->ny / 2, x0 = d->nx / 2 - 1;
+        const float *a = d->s + 3 * ((size_t)r * d->nx + x0), *b = a + 3;
+        double px = sqrt((double)(b[0] - a[0]) * (b[0] - a[0]) + (double)(b[1] - a[1]) * (b[1] - a[1]) +
+                         (double)(b[2] - a[2]) * (b[2] - a[2]));
+        int bin = 1;
+        if (m->cfg.emc_size > 0)
+            bin = d->nx / m->cfg.emc_size > 1 ? d->nx / m->cfg.emc_size : 1;
+        else if (m->cfg.enc_size > 0)
+            bin = d->nx / m->cfg.enc_size;
+        double ds = px * (double)bin;
+        int half = ds > 0 ? (int)ceil(smax / ds) + 2 : 18;
+        if (half > 128) half = 128;
+        if (half < 5) half = 5;
+        m->gn = 2 * half + 1;
+        m->ds = smax / (double)(half - 2);
     } else {
         m->gn = 33;
         m->ds = smax / (double)(33 / 2 - 2);
@@ -273,6 +310,7 @@ ew_status_t ew_ssl_model_create(const ew_ssl_config_t *cin, const ew_ssl_data_t 
     m->es = m->cfg.enc_size > 0 ? m->cfg.enc_size : d->nx;
     m->cfg.enc_size = m->es;
     m->bin = d->nx / m->es;
+    m->emc_bin = m->cfg.emc_size > 0 && d->nx / m->cfg.emc_size > 1 ? d->nx / m->cfg.emc_size : 1;
 
     /* networks */
     ew_resnet_config_t rc = {.in_ch = 1, .width = m->cfg.enc_width, .stages = m->cfg.enc_stages, .out_dim = 6,
@@ -320,19 +358,6 @@ ew_status_t ew_ssl_model_create(const ew_ssl_config_t *cin, const ew_ssl_data_t 
                     o[2] = (float)((z - c) * sc);
                 }
     }
-    if (m->cfg.search_level > 0) {
-        ew_rotgrid_t rg;
-        if ((st = ew_rotgrid_600cell(m->cfg.search_level, &rg)) != EW_OK) goto fail;
-        m->srot = ew_alloc_array(rg.n * 9, sizeof(double));
-        if (!m->srot) {
-            ew_rotgrid_free(&rg);
-            st = EW_ERR_NOMEM;
-            goto fail;
-        }
-        for (size_t i = 0; i < rg.n; i++) ew_quat_to_mat(rg.quat[i], m->srot + 9 * i);
-        m->nsrot = rg.n;
-        ew_rotgrid_free(&rg);
-    }
     if ((st = ew_params_alloc(&m->P)) != EW_OK) goto fail;
     ew_layers_init(&m->P, m->cfg.seed);
     if (m->has_mlp) ew_mlp_init(&m->mlp, &m->P, m->cfg.seed);
@@ -369,7 +394,7 @@ void ew_ssl_model_free(ew_ssl_model_t *m)
     ew_free(m->G);
     ew_free(m->dG);
     ew_free(m->coords);
-    ew_free(m->srot);
+    ew_free(m->tgt);
     free(m->ckpt);
     free(m);
 }
@@ -521,7 +546,8 @@ static const field_t fields[] = {
     FI(enc_small_stem), FI(scale_width), FI(scale_stages), FI(scale_blocks), FI(scale_fixed), FI(freeze_decoder),
     FI(decoder), FI(grid_n), FD(smooth), FI(siren_hidden), FI(siren_layers), FD(siren_omega), FI(loss),
     FD(lr), FD(lr_grid), FD(weight_decay), FD(warmup_frac), FI(batch), FD(epochs), FD(c2f_start),
-    FD(c2f_frac), FI(search_level), FI(warm_iters), FD(search_frac), FD(search_weight), FI(augment), FD(aug_sigma), FI(aug_patches), {"seed", F_U64, offsetof(ew_ssl_config_t, seed)},
+    FD(c2f_frac), FI(emc_size), FI(emc_level_lo), FI(emc_level_hi), FI(emc_iters), FD(refine_deg), FI(refine_rounds),
+    FD(target_frac), FD(target_weight), FI(search_level), FI(augment), FD(aug_sigma), FI(aug_patches), {"seed", F_U64, offsetof(ew_ssl_config_t, seed)},
     {"max_steps", F_I64, offsetof(ew_ssl_config_t, max_steps)}};
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
@@ -548,7 +574,7 @@ ew_status_t ew_ssl_model_save(const ew_ssl_model_t *m, const char *path, int wit
     snprintf(keys[k], 64, "ssl.ds");
     snprintf(vals[k++], 64, "%.17g", m->ds);
     snprintf(keys[k], 64, "ssl.format");
-    snprintf(vals[k++], 64, "ewald-ssl-1");
+    snprintf(vals[k++], 64, "ewald-ssl-2");
     for (size_t i = 0; i < k; i++) {
         meta[2 * i] = keys[i];
         meta[2 * i + 1] = vals[i];
@@ -565,8 +591,8 @@ ew_status_t ew_ssl_model_load(const char *path, const ew_ssl_data_t *d, ew_ssl_m
     ew_ssl_config_default(&c);
     ew_status_t s = EW_OK;
     const char *fmt = ew_safetensors_meta(&st, "ssl.format");
-    if (!fmt || strcmp(fmt, "ewald-ssl-1") != 0) {
-        s = ew_fail(EW_ERR_FORMAT, "%s: metadata ssl.format is missing or not ewald-ssl-1", path);
+    if (!fmt || strcmp(fmt, "ewald-ssl-2") != 0) {
+        s = ew_fail(EW_ERR_FORMAT, "%s: metadata ssl.format is missing or not ewald-ssl-2", path);
         goto done;
     }
     for (size_t i = 0; i < NFIELDS; i++) {

@@ -9,11 +9,13 @@
 #include "eval/align.h"
 #include "eval/fsc.h"
 #include "eval/orient.h"
+#include "io/npy.h"
 #include "io/png.h"
 #include "nn/checkpoint.h"
 #include "nn/dist.h"
 #include "nn/optim.h"
 #include "physics/detector.h"
+#include "recon/emc.h"
 #include "recon/ssl.h"
 #include "recon/ssl_impl.h"
 #include "recon/ssl_kernels.h"
@@ -32,6 +34,20 @@ static ew_status_t check_data(const ew_ssl_model_t *m, const ew_ssl_data_t *d)
         return ew_fail(EW_ERR_ARG, "ssl: dataset detector %dx%d differs from the model's %dx%d", d->nx, d->ny, m->nx,
                        m->ny);
     return EW_OK;
+}
+
+/* The value a recorded pixel enters the model with. With the Poisson
+ * likelihood: photon counting, the value rounded to the nearest integer
+ * (below half a photon: 0), as for EMC; without it the Gaussian readout
+ * noise of an integrating detector (sigma 0.1 photons) leaves ~0.04
+ * phantom photons in every empty pixel, as many in all as a pattern's real
+ * photons at 128 x 128, and the likelihood's optimum drifts by ~10 degrees
+ * from the true orientation. With the MSE (the reference): the recorded
+ * value clamped at 0. */
+static inline float pixel_value(const ew_ssl_model_t *m, float x)
+{
+    if (!(x > 0)) return 0.0f;
+    return m->cfg.loss == EW_SSL_LOSS_POISSON ? (x >= 0.5f ? floorf(x + 0.5f) : 0.0f) : x;
 }
 
 /* Good pixels with |s| <= cut (pixels are sorted by |s|). */
@@ -58,6 +74,8 @@ typedef struct {
     float *dd6;      /* (B, 6) */
     float *dh;       /* (B) */
     double *lossb;   /* (B) */
+    double *tgt;     /* (B, 9) pseudo-label rotations of the batch (valid when have_tgt) */
+    int have_tgt;
     float *dgt;      /* (threads, gn^3) private grid gradients */
     int nthr;
     /* SIREN per pixel */
@@ -73,6 +91,7 @@ static void work_free(work_t *w)
     ew_free(w->dd6);
     ew_free(w->dh);
     ew_free(w->lossb);
+    ew_free(w->tgt);
     ew_free(w->dgt);
     ew_free(w->xin);
     ew_free(w->dout);
@@ -93,8 +112,9 @@ static ew_status_t work_alloc(work_t *w, const ew_ssl_model_t *m, int B)
     w->dd6 = ew_alloc_array((size_t)B * 6, sizeof(float));
     w->dh = ew_alloc_array((size_t)B, sizeof(float));
     w->lossb = ew_alloc_array((size_t)B, sizeof(double));
+    w->tgt = ew_alloc_array((size_t)B * 9, sizeof(double));
     w->dgt = ew_alloc_array((size_t)w->nthr * N, sizeof(float));
-    int ok = w->counts && w->xlog && w->occl && w->encin && w->dd6 && w->dh && w->lossb && w->dgt;
+    int ok = w->counts && w->xlog && w->occl && w->encin && w->dd6 && w->dh && w->lossb && w->tgt && w->dgt;
     if (m->cfg.decoder == EW_SSL_DEC_SIREN_PIXEL) {
         w->xin = ew_alloc_array(6 * m->npix_good, sizeof(float));
         w->dout = ew_alloc_array(2 * m->npix_good, sizeof(float));
@@ -119,7 +139,7 @@ static ew_status_t measured_totals(const ew_ssl_model_t *m, const ew_ssl_data_t 
     for (size_t i = 0; i < d->n; i++) {
         const float *x = d->data + i * m->npix;
         double s = 0.0;
-        for (size_t q = 0; q < m->npix_good; q++) s += x[m->pix[q]] > 0 ? x[m->pix[q]] : 0.0;
+        for (size_t q = 0; q < m->npix_good; q++) s += pixel_value(m, x[m->pix[q]]);
         t[i] = s;
         mean += s;
     }
@@ -157,11 +177,11 @@ static void prepare_pattern(const ew_ssl_model_t *m, const ew_ssl_data_t *d, con
             double lam = (double)e[p] * rel;
             double v = lam > 0 ? (double)ew_rng_poisson(&r, lam) : 0.0;
             if (c->aug_sigma > 0) v += c->aug_sigma * ew_rng_normal(&r);
-            cnt[p] = v > 0 ? (float)v : 0.0f;
+            cnt[p] = pixel_value(m, (float)v);
         }
     } else {
         const float *x = d->data + i * npix;
-        for (size_t p = 0; p < npix; p++) cnt[p] = (m->mask[p] == EW_MASK_BAD || !(x[p] > 0)) ? 0.0f : x[p];
+        for (size_t p = 0; p < npix; p++) cnt[p] = m->mask[p] == EW_MASK_BAD ? 0.0f : pixel_value(m, x[p]);
     }
     for (size_t p = 0; p < npix; p++) xl[p] = log1pf((float)m->c * cnt[p]);
     memset(oc, 0, npix);
@@ -177,9 +197,9 @@ static void prepare_pattern(const ew_ssl_model_t *m, const ew_ssl_data_t *d, con
     ew_ssl_encoder_input(m, cnt, npatch ? oc : NULL, w->encin + (size_t)b * m->es * m->es);
 }
 
-/* Super-pixels for pose search: the encoder's binning (bin x bin pixels),
- * summed photon counts (still Poisson), mean s and summed correction of the
- * good pixels with |s| <= cut in each bin. */
+/* Super-pixels for pose search and the EMC start: bin x bin pixels (bin
+ * divides the detector side), summed photon counts (still Poisson), mean s
+ * and summed correction of the good pixels with |s| <= cut in each bin. */
 typedef struct {
     size_t n;
     float *s, *k;   /* (n, 3), (n) */
@@ -196,10 +216,11 @@ static void spx_free(spx_t *S)
     memset(S, 0, sizeof *S);
 }
 
-static ew_status_t spx_build(const ew_ssl_model_t *m, double cut, spx_t *S)
+static ew_status_t spx_build(const ew_ssl_model_t *m, double cut, int bin, spx_t *S)
 {
     memset(S, 0, sizeof *S);
-    size_t nb = (size_t)m->es * m->es;
+    int es = m->nx / bin;
+    size_t nb = (size_t)es * es;
     S->s = ew_calloc_array(3 * nb, sizeof(float));
     S->k = ew_calloc_array(nb, sizeof(float));
     S->of_pix = ew_alloc_array(m->npix, sizeof(int));
@@ -222,7 +243,7 @@ static ew_status_t spx_build(const ew_ssl_model_t *m, double cut, spx_t *S)
     for (size_t q = 0; q < m->npix_good && m->pix_s[q] <= cut; q++) {
         int p = m->pix[q];
         int y = p / m->nx, x = p % m->nx;
-        size_t b = (size_t)(y / m->bin) * m->es + (size_t)(x / m->bin);
+        size_t b = (size_t)(y / bin) * es + (size_t)(x / bin);
         const float *sp = m->s + 3 * (size_t)p;
         for (int a = 0; a < 3; a++) acc[4 * b + a] += sp[a];
         acc[4 * b + 3] += m->k[p];
@@ -256,23 +277,22 @@ static void spx_counts(const ew_ssl_model_t *m, const spx_t *S, const float *cou
     for (size_t j = 0; j < S->n; j++) xs[j] = log1pf((float)m->c * cs[j]);
 }
 
-/* Index of the search rotation (or -1 for R0, the encoder's, when given
- * and better) with the lowest Poisson loss on the super-pixels. */
+/* Index of the rotation of rot (nrot row-major matrices) with the lowest
+ * Poisson loss on the super-pixels. */
 static long search_best(const ew_ssl_model_t *m, const spx_t *S, const float *cs, const float *xs, double sc,
-                        const double *R0, double *best_loss)
+                        const double *rot, size_t nrot)
 {
-    double best = R0 ? ew_ssl_pattern_loss(m->G, m->gn, m->ds, R0, S->s, S->idx, S->n, xs, cs, S->k, sc, m->c, 1)
-                     : INFINITY;
+    double best = INFINITY;
     long kb = -1;
-    for (size_t k = 0; k < m->nsrot; k++) {
-        double l = ew_ssl_pattern_loss(m->G, m->gn, m->ds, m->srot + 9 * k, S->s, S->idx, S->n, xs, cs, S->k, sc,
+    for (size_t k = 0; k < nrot; k++) {
+        double l = ew_ssl_pattern_loss(m->G, m->gn, m->ds, rot + 9 * k, S->s, S->idx, S->n, xs, cs, S->k, sc,
                                        m->c, 1);
         if (l < best) {
             best = l;
             kb = (long)k;
         }
     }
-    if (best_loss) *best_loss = best;
+    (void)best;
     return kb;
 }
 
@@ -321,7 +341,7 @@ static ew_status_t pattern_siren(ew_ssl_model_t *m, work_t *w, int b, const doub
 /* One training step on the local batch already prepared in w: forward,
  * backward (gradients added into m->P.grad, which the caller zeroed).
  * Returns the local mean loss in *loss. */
-static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, int search, double *loss)
+static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, int use_targets, double *loss)
 {
     int B = w->B, es = m->es;
     const float *d6o, *ho = NULL;
@@ -348,20 +368,8 @@ static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, int searc
     } else {
         EW_TRY(ew_ssl_decoder_grid(m));
         const float *G = m->G;
-        /* super-pixels for the pose search within the current cut */
-        spx_t S;
-        memset(&S, 0, sizeof S);
-        float *spbuf = NULL;
-        int do_search = search && m->nsrot > 0;
-        if (do_search) {
-            EW_TRY(spx_build(m, np > 0 ? m->pix_s[np - 1] : 0.0, &S));
-            spbuf = ew_alloc_array((size_t)w->nthr * 2 * (S.n + 1), sizeof(float));
-            if (!spbuf) {
-                spx_free(&S);
-                return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the search");
-            }
-        }
-        double sw = m->cfg.search_weight / B;
+        int use_tgt = use_targets && w->have_tgt;
+        double sw = m->cfg.target_weight / B;
 #pragma omp parallel num_threads(w->nthr)
         {
             int t = omp_get_thread_num();
@@ -374,15 +382,12 @@ static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, int searc
                 ew_rot6d_to_mat(d6, R);
                 if (ho) sc = ew_ssl_scale_of(ho[b], &dmdh);
                 const float *xb = w->xlog + (size_t)b * m->npix, *cb = w->counts + (size_t)b * m->npix;
-                if (do_search) {
-                    /* the best of the search rotations and the encoder's own */
-                    float *cs = spbuf + (size_t)t * 2 * (S.n + 1), *xs = cs + S.n + 1;
-                    spx_counts(m, &S, cb, cs, xs);
-                    long kb = search_best(m, &S, cs, xs, sc, R, NULL);
-                    const double *Rb = kb >= 0 ? m->srot + 9 * (size_t)kb : R;
-                    double Rs[9], Rt[9], dRu[9];
-                    memcpy(Rs, Rb, sizeof Rs);
-                    /* in-plane twin Rz(pi) Rs: first two rows negated; regress onto the nearer */
+                if (use_tgt) {
+                    /* render at the pseudo-label; the encoder regresses onto
+                     * it or its in-plane twin Rz(pi) Rs (first two rows
+                     * negated), whichever is nearer */
+                    const double *Rs = w->tgt + 9 * (size_t)b;
+                    double Rt[9], dRu[9];
                     memcpy(Rt, Rs, sizeof Rt);
                     for (int k = 0; k < 6; k++) Rt[k] = -Rt[k];
                     double d0 = 0, d1 = 0;
@@ -409,8 +414,6 @@ static ew_status_t step_grads(ew_ssl_model_t *m, work_t *w, size_t np, int searc
                 w->dh[b] = (float)(dm * dmdh);
             }
         }
-        spx_free(&S);
-        ew_free(spbuf);
         for (int b = 0; b < B; b++) L += w->lossb[b];
         /* sum the private grids in thread order (deterministic) */
 #pragma omp parallel for schedule(static)
@@ -509,88 +512,360 @@ static ew_status_t init_decoder(ew_ssl_model_t *m, const ew_ssl_data_t *d)
     return EW_OK;
 }
 
-/* Hard-assignment warm start of the grid decoder (ssl.h, warm_iters). */
-static ew_status_t warm_start(ew_ssl_model_t *m, const ew_ssl_data_t *d, const double *totals)
+/* ------------------------------------------------ local orientation refinement */
+
+/* out = Q_a(t) R: R rotated by angle t (radians) about lab axis a. */
+static void rot_about(int a, double t, const double R[9], double out[9])
 {
-    const ew_ssl_config_t *c = &m->cfg;
-    int n = m->gn;
-    size_t N = (size_t)n * n * n, npix = m->npix;
-    int nthr = omp_get_max_threads();
-    double tmean = 0.0;
-    for (size_t i = 0; i < d->n; i++) tmean += totals[i];
-    tmean /= (double)d->n;
-    spx_t S;
-    EW_TRY(spx_build(m, INFINITY, &S));
-    size_t *best = ew_alloc_array(d->n, sizeof(size_t));
-    float *buf = ew_alloc_array((size_t)nthr * (npix + 2 * S.n + 2), sizeof(float));
-    float *acc = ew_alloc_array((size_t)nthr * 2 * N, sizeof(float));
-    ew_status_t st = EW_OK;
-    if (!best || !buf || !acc) {
-        st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the warm start");
-        goto done;
+    double Q[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1}, cs = cos(t), sn = sin(t);
+    int i = (a + 1) % 3, j = (a + 2) % 3;
+    Q[3 * i + i] = cs;
+    Q[3 * i + j] = -sn;
+    Q[3 * j + i] = sn;
+    Q[3 * j + j] = cs;
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++) out[3 * r + c] = Q[3 * r] * R[c] + Q[3 * r + 1] * R[3 + c] + Q[3 * r + 2] * R[6 + c];
+}
+
+/* Expected photons of one pattern at rotation R and unit scale on the
+ * super-pixels: sum_j max(exp(f(R^T s_j)) - 1, 0) k_j / c. */
+static double spx_expected(const ew_ssl_model_t *m, const spx_t *S, const double R[9])
+{
+    double t = 0.0;
+    for (size_t j = 0; j < S->n; j++) {
+        const float *sp = S->s + 3 * j;
+        double u[3];
+        float g[3];
+        for (int a = 0; a < 3; a++) u[a] = R[a] * sp[0] + R[3 + a] * sp[1] + R[6 + a] * sp[2];
+        double f = ew_ssl_trilinear_grad(m->G, m->gn, m->ds, u, g);
+        double e = expm1(f);
+        if (e > 0) t += e * S->k[j];
     }
-    float *v = ew_params_data(&m->P, m->i_grid);
-    /* symmetry breaking: 10% multiplicative noise on the radial start */
-    ew_rng_t r;
-    ew_rng_init(&r, c->seed, ew_rng_stream_id(EW_RNG_TAG_INIT, 999));
-    for (size_t i = 0; i < N; i++) v[i] *= (float)(1.0 + 0.1 * ew_rng_normal(&r));
-    for (int it = 0; it < c->warm_iters; it++) {
-        EW_TRY(ew_ssl_decoder_grid(m));
-        memset(acc, 0, (size_t)nthr * 2 * N * sizeof(float));
-        double tot_loss = 0.0;
-#pragma omp parallel reduction(+ : tot_loss)
-        {
-            int t = omp_get_thread_num();
-            float *cb = buf + (size_t)t * (npix + 2 * S.n + 2), *cs = cb + npix, *xs = cs + S.n + 1;
-            float *ac = acc + (size_t)t * 2 * N, *ws = ac + N;
-#pragma omp for schedule(dynamic, 4)
-            for (size_t i = 0; i < d->n; i++) {
-                const float *x = d->data + i * npix;
-                double sc = totals[i] > 0 && tmean > 0 ? totals[i] / tmean : 1.0;
-                for (size_t p = 0; p < npix; p++) cb[p] = x[p] > 0 ? x[p] : 0.0f;
-                spx_counts(m, &S, cb, cs, xs);
-                double bl;
-                long kb = search_best(m, &S, cs, xs, sc, NULL, &bl);
-                if (kb < 0) kb = 0;
-                best[i] = (size_t)kb;
-                tot_loss += bl;
-                /* merge: a = c I / (m k) at R_best^T s */
-                const double *R = m->srot + 9 * kb;
-                for (size_t q = 0; q < m->npix_good; q++) {
-                    int p = m->pix[q];
-                    const float *sp = m->s + 3 * (size_t)p;
-                    double u[3];
-                    for (int a = 0; a < 3; a++) u[a] = R[a] * sp[0] + R[3 + a] * sp[1] + R[6 + a] * sp[2];
-                    ew_ssl_trilinear_adjoint(ac, n, m->ds, u, (float)(m->c * cb[p] / (sc * m->k[p])));
-                    ew_ssl_trilinear_adjoint(ws, n, m->ds, u, 1.0f);
-                }
+    return t / m->c;
+}
+
+/* Poisson maximum-likelihood scale of a pattern with cs photons in all at
+ * rotation R (the 1e-3 floor of the rate neglected). */
+static double fit_scale(const ew_ssl_model_t *m, const spx_t *S, const float *cs, const double R[9])
+{
+    double tot = 0.0;
+    for (size_t j = 0; j < S->n; j++) tot += cs[j];
+    double e = spx_expected(m, S, R);
+    return e > 0 && tot > 0 ? tot / e : 1.0;
+}
+
+/* Compass search around R (updated in place) on the Poisson loss of the
+ * super-pixel counts cs: steps of +-h about the three lab axes, first
+ * improvement taken, h halved when none improves, from step0 down to
+ * step0 / 16 (at most 96 evaluations). *sc: the scale, refitted at the
+ * end. Returns the final loss. */
+static double refine_one(const ew_ssl_model_t *m, const spx_t *S, const float *cs, const float *xs, double R[9],
+                         double *sc, double step0)
+{
+    double best = ew_ssl_pattern_loss(m->G, m->gn, m->ds, R, S->s, S->idx, S->n, xs, cs, S->k, *sc, m->c, 1);
+    double h = step0;
+    int evals = 0;
+    while (h >= step0 / 16.0 && evals < 96) {
+        int moved = 0;
+        for (int k = 0; k < 6 && !moved; k++) {
+            double Rn[9];
+            rot_about(k / 2, (k & 1) ? -h : h, R, Rn);
+            double l = ew_ssl_pattern_loss(m->G, m->gn, m->ds, Rn, S->s, S->idx, S->n, xs, cs, S->k, *sc, m->c, 1);
+            evals++;
+            if (l < best) {
+                best = l;
+                memcpy(R, Rn, sizeof Rn);
+                moved = 1;
             }
         }
-        /* M-step: f = log(1 + merged average), Friedel-symmetrised; voxels
-         * no pattern reached keep their value */
-        for (int t = 1; t < nthr; t++) {
-            const float *ac = acc + (size_t)t * 2 * N;
-            for (size_t i = 0; i < 2 * N; i++) acc[i] += ac[i];
+        if (!moved) h *= 0.5;
+    }
+    *sc = fit_scale(m, S, cs, R);
+    return best;
+}
+
+/* Refine the rotations R (n, 9, in place) of the patterns of d against the
+ * current decoder grid m->G on super-pixels of the given binning; with
+ * twin, each start is first replaced by its in-plane twin Rz(pi) R when
+ * that fits better. sc (n, may be NULL) gets the fitted scales. */
+static ew_status_t refine_all(ew_ssl_model_t *m, const ew_ssl_data_t *d, double *R, double *sc, int bin, int twin,
+                              double step_deg)
+{
+    spx_t S;
+    EW_TRY(spx_build(m, INFINITY, bin, &S));
+    int nthr = omp_get_max_threads();
+    float *buf = ew_alloc_array((size_t)nthr * (m->npix + 2 * S.n + 2), sizeof(float));
+    if (!buf) {
+        spx_free(&S);
+        return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the orientation refinement");
+    }
+    double step = step_deg * EW_PI / 180.0;
+#pragma omp parallel
+    {
+        float *cb = buf + (size_t)omp_get_thread_num() * (m->npix + 2 * S.n + 2), *cs = cb + m->npix,
+              *xs = cs + S.n + 1;
+#pragma omp for schedule(dynamic, 8)
+        for (size_t i = 0; i < d->n; i++) {
+            const float *x = d->data + i * m->npix;
+            for (size_t p = 0; p < m->npix; p++) cb[p] = pixel_value(m, x[p]);
+            spx_counts(m, &S, cb, cs, xs);
+            double *Ri = R + 9 * i, s0 = fit_scale(m, &S, cs, Ri);
+            if (twin) {
+                double Rt[9];
+                memcpy(Rt, Ri, sizeof Rt);
+                for (int k = 0; k < 6; k++) Rt[k] = -Rt[k];
+                double st = fit_scale(m, &S, cs, Rt);
+                double l0 = ew_ssl_pattern_loss(m->G, m->gn, m->ds, Ri, S.s, S.idx, S.n, xs, cs, S.k, s0, m->c, 1);
+                double l1 = ew_ssl_pattern_loss(m->G, m->gn, m->ds, Rt, S.s, S.idx, S.n, xs, cs, S.k, st, m->c, 1);
+                if (l1 < l0) {
+                    memcpy(Ri, Rt, sizeof Rt);
+                    s0 = st;
+                }
+            }
+            if (step > 0) refine_one(m, &S, cs, xs, Ri, &s0, step);
+            if (sc) sc[i] = s0;
         }
-        float *sum = acc, *wsum = acc + N;
-        for (size_t i = 0; i < N; i++) {
-            double ws = (double)wsum[i] + wsum[N - 1 - i];
-            if (ws > 1e-3) v[i] = (float)(log1p(((double)sum[i] + sum[N - 1 - i]) / ws) / m->grid_k);
+    }
+    ew_free(buf);
+    spx_free(&S);
+    return EW_OK;
+}
+
+/* Set the grid decoder to the maximum-likelihood intensity for fixed
+ * rotations R (n, 9) and scales sc (n) of the patterns of d: per voxel
+ * v, W(v) = sum_ip w_ip(v) I_ip / sum_ip w_ip(v) sc_i k_p over good
+ * pixels (w: trilinear weights of the pixel at R_i^T s_p; the EM update of
+ * the interpolated Poisson model with hard assignments, Friedel-
+ * symmetrised), f = log(1 + c W). Voxels no pixel reaches keep their value. */
+static ew_status_t merge_volume(ew_ssl_model_t *m, const ew_ssl_data_t *d, const double *R, const double *sc)
+{
+    int n = m->gn, nthr = omp_get_max_threads();
+    size_t N = (size_t)n * n * n;
+    float *acc = ew_calloc_array((size_t)nthr * 2 * N, sizeof(float));
+    if (!acc) return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for merging (%d^3 grid, %d threads)", n, nthr);
+#pragma omp parallel
+    {
+        float *num = acc + (size_t)omp_get_thread_num() * 2 * N, *den = num + N;
+#pragma omp for schedule(dynamic, 16)
+        for (size_t i = 0; i < d->n; i++) {
+            const float *x = d->data + i * m->npix;
+            const double *Ri = R + 9 * i;
+            for (size_t q = 0; q < m->npix_good; q++) {
+                int p = m->pix[q];
+                const float *sp = m->s + 3 * (size_t)p;
+                double u[3];
+                for (int a = 0; a < 3; a++) u[a] = Ri[a] * sp[0] + Ri[3 + a] * sp[1] + Ri[6 + a] * sp[2];
+                float v = pixel_value(m, x[p]);
+                if (v > 0) ew_ssl_trilinear_adjoint(num, n, m->ds, u, v);
+                ew_ssl_trilinear_adjoint(den, n, m->ds, u, (float)(sc[i] * m->k[p]));
+            }
         }
-        ew_info("ssl: warm start round %d/%d: mean search loss %.4g", it + 1, c->warm_iters, tot_loss / (double)d->n);
+    }
+    for (int t = 1; t < nthr; t++) {
+        const float *a = acc + (size_t)t * 2 * N;
+        for (size_t i = 0; i < 2 * N; i++) acc[i] += a[i];
+    }
+    float *v = ew_params_data(&m->P, m->i_grid);
+    const float *num = acc, *den = acc + N;
+    /* the stored grid V is Friedel-symmetrised as G = grid_k (V(s) + V(-s)) / 2 */
+    for (size_t i = 0; i < N; i++) {
+        double dd = (double)den[i] + den[N - 1 - i];
+        if (dd > 1e-6) v[i] = (float)(log1p(m->c * ((double)num[i] + num[N - 1 - i]) / dd) / m->grid_k);
+    }
+    ew_free(acc);
+    return ew_ssl_decoder_grid(m);
+}
+
+/* ------------------------------------------------------------ the EMC start */
+
+/* Photon counts of pattern x on the super-pixels: each pixel rounded to
+ * the nearest integer (photon counting; readout noise below half a photon
+ * vanishes), then summed. */
+static void spx_photons(const ew_ssl_model_t *m, const spx_t *S, const float *x, uint32_t *cnt)
+{
+    memset(cnt, 0, S->n * sizeof(uint32_t));
+    for (size_t p = 0; p < m->npix; p++)
+        if (S->of_pix[p] >= 0 && x[p] >= 0.5f) cnt[S->of_pix[p]] += (uint32_t)floorf(x[p] + 0.5f);
+}
+
+/* EMC (recon/emc.h) on the patterns binned to emc_size^2 from a random
+ * start; sets the grid decoder to its model and m->tgt to every pattern's
+ * most likely rotation, refined on the full model (ssl.h). */
+static ew_status_t emc_bootstrap(ew_ssl_model_t *m, const ew_ssl_data_t *d)
+{
+    const ew_ssl_config_t *c = &m->cfg;
+    int bin = m->emc_bin;
+    size_t n = d->n;
+    spx_t S;
+    EW_TRY(spx_build(m, INFINITY, bin, &S));
+    ew_emc_sparse_t sp;
+    memset(&sp, 0, sizeof sp);
+    ew_emc_t *e = NULL;
+    ew_rotgrid_t g;
+    memset(&g, 0, sizeof g);
+    ew_rvol_t W;
+    memset(&W, 0, sizeof W);
+    ew_progress_t *pb = NULL;
+    ew_status_t st = EW_OK;
+    double *sc = NULL;
+    int nthr = omp_get_max_threads();
+    uint32_t *cbuf = ew_alloc_array((size_t)nthr * S.n, sizeof(uint32_t));
+    sp.n_patterns = n;
+    sp.npix = S.n;
+    sp.offset = ew_alloc_array(n + 1, sizeof(uint64_t));
+    if (!cbuf || !sp.offset) {
+        st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the EMC photons");
+        goto done;
+    }
+    /* two passes: hits per pattern, then the compressed rows */
+#pragma omp parallel
+    {
+        uint32_t *cnt = cbuf + (size_t)omp_get_thread_num() * S.n;
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            spx_photons(m, &S, d->data + i * m->npix, cnt);
+            uint64_t h = 0;
+            for (size_t j = 0; j < S.n; j++) h += cnt[j] > 0;
+            sp.offset[i + 1] = h;
+        }
+    }
+    sp.offset[0] = 0;
+    for (size_t i = 0; i < n; i++) sp.offset[i + 1] += sp.offset[i];
+    sp.pix = ew_alloc_array(sp.offset[n] ? sp.offset[n] : 1, sizeof(uint32_t));
+    sp.count = ew_alloc_array(sp.offset[n] ? sp.offset[n] : 1, sizeof(uint32_t));
+    if (!sp.pix || !sp.count) {
+        st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the EMC photons");
+        goto done;
+    }
+#pragma omp parallel
+    {
+        uint32_t *cnt = cbuf + (size_t)omp_get_thread_num() * S.n;
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            spx_photons(m, &S, d->data + i * m->npix, cnt);
+            uint64_t o = sp.offset[i];
+            for (size_t j = 0; j < S.n; j++)
+                if (cnt[j] > 0) {
+                    sp.pix[o] = (uint32_t)j;
+                    sp.count[o++] = cnt[j];
+                }
+        }
+    }
+    ew_emc_config_t ec;
+    ew_emc_config_default(&ec);
+    ec.n_vox = m->gn;
+    ec.ds = m->ds;
+    ec.beta_start = 0.1;
+    ec.beta_factor = 1.5;
+    ec.beta_period = 3;
+    ec.seed = c->seed;
+    ew_emc_pixels_t det = {.npix = S.n, .s = S.s, .mask = NULL, .corr = S.k};
+    if ((st = ew_rotgrid_600cell(c->emc_level_lo, &g)) != EW_OK) goto done;
+    if ((st = ew_emc_create(&e, &ec, &det, &sp, &g)) != EW_OK) goto done;
+    int total = (c->emc_level_hi - c->emc_level_lo + 1) * c->emc_iters;
+    if (c->progress && ew_dist_rank() == 0) pb = ew_progress_start("ssl emc start", (uint64_t)total);
+    for (int lvl = c->emc_level_lo; lvl <= c->emc_level_hi; lvl++) {
+        if (lvl > c->emc_level_lo) {
+            ew_rotgrid_free(&g);
+            if ((st = ew_rotgrid_600cell(lvl, &g)) != EW_OK) goto done;
+            if ((st = ew_emc_refine(e, &g)) != EW_OK) goto done;
+        }
+        for (int it = 0; it < c->emc_iters; it++) {
+            ew_emc_stats_t es;
+            if ((st = ew_emc_iterate(e, &es)) != EW_OK) goto done;
+            if (pb) {
+                ew_progress_status(pb, "level %d, mutual info %.3g, confident %.2f", lvl, es.mutual_info,
+                                   es.frac_confident);
+                ew_progress_add(pb, 1);
+            }
+        }
+    }
+    /* the decoder: f = log(1 + c M), M the EMC model (photons per unit of
+     * the relative pixel response k at scale 1) */
+    const ew_rvol_t *M = ew_emc_model(e);
+    if ((st = ew_rvol_alloc(&W, M->n, M->ds)) != EW_OK) goto done;
+    size_t N = (size_t)M->n * M->n * M->n;
+    for (size_t v = 0; v < N; v++) W.data[v] = (float)(M->data[v] / m->corr_mean);
+    if ((st = ew_ssl_model_set_volume(m, &W)) != EW_OK) goto done;
+    if ((st = ew_ssl_decoder_grid(m)) != EW_OK) goto done;
+    /* pseudo-labels: EMC's most likely rotations, refined */
+    ew_free(m->tgt);
+    m->tgt = ew_alloc_array(9 * n, sizeof(double));
+    if (!m->tgt) {
+        m->ntgt = 0;
+        st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for %zu pseudo-labels", n);
+        goto done;
+    }
+    m->ntgt = n;
+    const int32_t *best = ew_emc_best_rot(e);
+    const ew_rotgrid_t *eg = ew_emc_grid(e);
+    for (size_t i = 0; i < n; i++) ew_quat_to_mat(eg->quat[best[i] >= 0 ? best[i] : 0], m->tgt + 9 * i);
+    sc = ew_alloc_array(n, sizeof(double));
+    if (!sc) {
+        st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for %zu scales", n);
+        goto done;
+    }
+    for (int r = 0; r <= c->refine_rounds; r++) {
+        double t0 = ew_time_now();
+        /* later rounds start nearer: smaller first steps */
+        double step = c->refine_deg / (double)(1 << (r < 2 ? r : 2));
+        if ((st = refine_all(m, d, m->tgt, sc, bin, 0, step)) != EW_OK) goto done;
+        if (r == c->refine_rounds) break;
+        if ((st = merge_volume(m, d, m->tgt, sc)) != EW_OK) goto done;
+        ew_info("ssl: refinement round %d/%d (%.1f s)", r + 1, c->refine_rounds, ew_time_now() - t0);
     }
 done:
+    if (pb) ew_progress_finish(pb);
+    ew_free(sc);
+    ew_rvol_free(&W);
+    ew_emc_free(e);
+    ew_rotgrid_free(&g);
+    ew_emc_sparse_free(&sp);
+    ew_free(cbuf);
     spx_free(&S);
-    ew_free(best);
-    ew_free(buf);
-    ew_free(acc);
     return st;
 }
+
+static ew_status_t orient_mats(ew_ssl_model_t *m, const ew_ssl_data_t *d, double *R, double *scale);
 
 static int file_exists(const char *path)
 {
     struct stat sb;
     return path && stat(path, &sb) == 0;
+}
+
+/* The pseudo-labels travel beside the checkpoint, in CKPT.labels.npy
+ * ((n, 9) rotation matrices), so that a resumed run continues exactly. */
+static ew_status_t save_checkpoint(const ew_ssl_model_t *m)
+{
+    EW_TRY(ew_ssl_model_save(m, m->cfg.ckpt_path, 1));
+    if (!m->tgt) return EW_OK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s.labels.npy", m->cfg.ckpt_path);
+    size_t shape[2] = {m->ntgt, 9};
+    return ew_npy_write_f64(path, m->tgt, 2, shape);
+}
+
+/* Pseudo-labels from CKPT.labels.npy when it holds n of them (returns 1). */
+static int load_labels(ew_ssl_model_t *m, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s.labels.npy", m->cfg.ckpt_path);
+    if (!file_exists(path)) return 0;
+    ew_npy_t a;
+    if (ew_npy_read(path, &a) != EW_OK) return 0;
+    int ok = a.ndim == 2 && a.shape[0] == n && a.shape[1] == 9;
+    if (ok) {
+        ew_free(m->tgt);
+        m->tgt = a.data;
+        m->ntgt = n;
+        a.data = NULL;
+    } else {
+        ew_warn("%s: %zu x %zu values, not the %zu x 9 pseudo-labels of this data set; recomputed", path, a.shape[0],
+                a.ndim == 2 ? a.shape[1] : 0, n);
+    }
+    ew_npy_free(&a);
+    return ok;
 }
 
 ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_history_t *hist)
@@ -628,11 +903,26 @@ ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_histo
     }
     if (ckpt && c->resume && file_exists(ckpt)) {
         if ((st = ew_checkpoint_load(ckpt, &m->P, 1)) != EW_OK) goto done;
+        load_labels(m, d->n);
         ew_info("ssl: resumed from %s at step %lld", ckpt, (long long)m->P.step);
     } else if (m->P.step == 0 && !m->decoder_set) {
         if ((st = init_decoder(m, d)) != EW_OK) goto done;
-        if (c->warm_iters > 0 && (st = warm_start(m, d, totals)) != EW_OK) goto done;
+        if (c->emc_size > 0 && (st = emc_bootstrap(m, d)) != EW_OK) goto done;
     }
+    if (c->emc_size > 0 && c->target_frac > 0 && (double)m->P.step < c->target_frac * (double)total &&
+        (!m->tgt || m->ntgt != d->n)) {
+        /* resumed, or the decoder was set: pseudo-labels from the model */
+        ew_free(m->tgt);
+        m->ntgt = 0;
+        m->tgt = ew_alloc_array(9 * d->n, sizeof(double));
+        if (!m->tgt) {
+            st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for %zu pseudo-labels", d->n);
+            goto done;
+        }
+        if ((st = orient_mats(m, d, m->tgt, NULL)) != EW_OK) goto done;
+        m->ntgt = d->n;
+    }
+    w.have_tgt = m->tgt && m->ntgt == d->n;
     if ((st = ew_dist_broadcast_params(&m->P)) != EW_OK) goto done;
     ew_optim_t opt = ew_optim_default(EW_OPT_ADAMW);
     opt.weight_decay = c->weight_decay;
@@ -661,6 +951,7 @@ ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_histo
         for (int b = 0; b < B; b++) {
             int j = rank * B + b;
             prepare_pattern(m, d, totals, perm[base + (size_t)j], step, j, b, &w);
+            if (w.have_tgt) memcpy(w.tgt + 9 * (size_t)b, m->tgt + 9 * perm[base + (size_t)j], 9 * sizeof(double));
         }
         /* coarse-to-fine pixel cut */
         size_t np = m->npix_good;
@@ -673,8 +964,8 @@ ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_histo
         }
         ew_params_zero_grad(&m->P);
         double loss;
-        int search = c->search_level > 0 && (double)step < c->search_frac * (double)total;
-        if ((st = step_grads(m, &w, np, search, &loss)) != EW_OK) goto done;
+        int use_tgt = w.have_tgt && (double)step < c->target_frac * (double)total;
+        if ((st = step_grads(m, &w, np, use_tgt, &loss)) != EW_OK) goto done;
         if ((st = ew_dist_allreduce_grads(&m->P)) != EW_OK) goto done;
         if (c->freeze_decoder) {
             if (m->i_grid >= 0) memset(ew_params_grad(&m->P, m->i_grid), 0, (size_t)m->gn * m->gn * m->gn * sizeof(float));
@@ -724,9 +1015,9 @@ ew_status_t ew_ssl_train(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_ssl_histo
             ew_progress_add(pb, 1);
         }
         if (ckpt && c->ckpt_every > 0 && m->P.step % c->ckpt_every == 0 && rank == 0)
-            if ((st = ew_ssl_model_save(m, ckpt, 1)) != EW_OK) goto done;
+            if ((st = save_checkpoint(m)) != EW_OK) goto done;
     }
-    if (ckpt && rank == 0 && steps_here > 0) st = ew_ssl_model_save(m, ckpt, 1);
+    if (ckpt && rank == 0 && steps_here > 0) st = save_checkpoint(m);
 done:
     if (pb) ew_progress_finish(pb);
     if (hist) {
@@ -757,7 +1048,7 @@ ew_status_t ew_ssl_infer(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q
         int k = (int)(d->n - i0 < CH ? d->n - i0 : CH);
         for (int b = 0; b < k; b++) {
             const float *x = d->data + (i0 + (size_t)b) * m->npix;
-            for (size_t p = 0; p < m->npix; p++) cnt[p] = x[p] > 0 ? x[p] : 0.0f;
+            for (size_t p = 0; p < m->npix; p++) cnt[p] = pixel_value(m, x[p]);
             ew_ssl_encoder_input(m, cnt, NULL, in + (size_t)b * es2);
         }
         const float *d6o, *ho = NULL;
@@ -789,9 +1080,6 @@ ew_status_t ew_ssl_search(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *
         return ew_fail(EW_ERR_ARG, "ssl: search needs a grid decoder (decoder = %d)", (int)m->cfg.decoder);
     ew_rotgrid_t rg;
     EW_TRY(ew_rotgrid_600cell(m->cfg.search_level > 0 ? m->cfg.search_level : 3, &rg));
-    /* the model's search set is swapped for this grid during the call */
-    double *saved = m->srot;
-    size_t nsaved = m->nsrot;
     double *rot = ew_alloc_array(rg.n * 9, sizeof(double));
     double *sc = ew_alloc_array(d->n, sizeof(double));
     spx_t S;
@@ -802,7 +1090,7 @@ ew_status_t ew_ssl_search(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *
         st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the search");
         goto done;
     }
-    if ((st = spx_build(m, INFINITY, &S)) != EW_OK) goto done;
+    if ((st = spx_build(m, INFINITY, m->bin, &S)) != EW_OK) goto done;
     buf = ew_alloc_array((size_t)omp_get_max_threads() * (m->npix + 2 * S.n + 2), sizeof(float));
     if (!buf) {
         st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for the search");
@@ -811,8 +1099,6 @@ ew_status_t ew_ssl_search(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *
     for (size_t i = 0; i < rg.n; i++) ew_quat_to_mat(rg.quat[i], rot + 9 * i);
     if ((st = ew_ssl_infer(m, d, q, sc)) != EW_OK) goto done;
     if ((st = ew_ssl_decoder_grid(m)) != EW_OK) goto done;
-    m->srot = rot;
-    m->nsrot = rg.n;
 #pragma omp parallel
     {
         float *cb = buf + (size_t)omp_get_thread_num() * (m->npix + 2 * S.n + 2), *cs = cb + m->npix,
@@ -820,20 +1106,69 @@ ew_status_t ew_ssl_search(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *
 #pragma omp for schedule(dynamic, 4)
         for (size_t i = 0; i < d->n; i++) {
             const float *x = d->data + i * m->npix;
-            for (size_t p = 0; p < m->npix; p++) cb[p] = x[p] > 0 ? x[p] : 0.0f;
+            for (size_t p = 0; p < m->npix; p++) cb[p] = pixel_value(m, x[p]);
             spx_counts(m, &S, cb, cs, xs);
-            long kb = search_best(m, &S, cs, xs, sc[i], NULL, NULL);
+            long kb = search_best(m, &S, cs, xs, sc[i], rot, rg.n);
             q[i] = rg.quat[kb < 0 ? 0 : kb];
         }
     }
-    m->srot = saved;
-    m->nsrot = nsaved;
 done:
     ew_rotgrid_free(&rg);
     spx_free(&S);
     ew_free(rot);
     ew_free(sc);
     ew_free(buf);
+    return st;
+}
+
+/* Rotation matrices (n, 9) and scales of ew_ssl_orient. */
+static ew_status_t orient_mats(ew_ssl_model_t *m, const ew_ssl_data_t *d, double *R, double *scale)
+{
+    ew_quat_t *q = ew_alloc_array(d->n, sizeof *q);
+    if (!q) return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for %zu orientations", d->n);
+    ew_status_t st = ew_ssl_infer(m, d, q, scale);
+    for (size_t i = 0; st == EW_OK && i < d->n; i++) ew_quat_to_mat(q[i], R + 9 * i);
+    ew_free(q);
+    EW_TRY(st);
+    if (m->cfg.decoder == EW_SSL_DEC_SIREN_PIXEL || !(m->cfg.refine_deg > 0)) return EW_OK;
+    EW_TRY(ew_ssl_decoder_grid(m));
+    int bin = m->cfg.emc_size > 0 ? m->emc_bin : m->bin;
+    return refine_all(m, d, R, scale, bin, 1, m->cfg.refine_deg);
+}
+
+ew_status_t ew_ssl_refine(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q, double *scale, int twin,
+                          double step_deg)
+{
+    EW_TRY(check_data(m, d));
+    if (m->cfg.decoder == EW_SSL_DEC_SIREN_PIXEL)
+        return ew_fail(EW_ERR_ARG, "ssl: refinement needs a grid decoder (decoder = %d)", (int)m->cfg.decoder);
+    double *R = ew_alloc_array(9 * d->n, sizeof(double));
+    if (!R) return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for %zu orientations", d->n);
+    for (size_t i = 0; i < d->n; i++) ew_quat_to_mat(q[i], R + 9 * i);
+    ew_status_t st = ew_ssl_decoder_grid(m);
+    int bin = m->cfg.emc_size > 0 ? m->emc_bin : m->bin;
+    if (st == EW_OK) st = refine_all(m, d, R, scale, bin, twin, step_deg);
+    for (size_t i = 0; st == EW_OK && i < d->n; i++) q[i] = ew_mat_to_quat(R + 9 * i);
+    ew_free(R);
+    return st;
+}
+
+ew_status_t ew_ssl_pseudo_labels(const ew_ssl_model_t *m, ew_quat_t *q, size_t n)
+{
+    if (!m->tgt || m->ntgt != n)
+        return ew_fail(EW_ERR_ARG, "ssl: the model holds %zu pseudo-labels, not %zu", m->tgt ? m->ntgt : 0, n);
+    for (size_t i = 0; i < n; i++) q[i] = ew_mat_to_quat(m->tgt + 9 * i);
+    return EW_OK;
+}
+
+ew_status_t ew_ssl_orient(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *q, double *scale)
+{
+    EW_TRY(check_data(m, d));
+    double *R = ew_alloc_array(9 * d->n, sizeof(double));
+    if (!R) return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for %zu orientations", d->n);
+    ew_status_t st = orient_mats(m, d, R, scale);
+    for (size_t i = 0; st == EW_OK && i < d->n; i++) q[i] = ew_mat_to_quat(R + 9 * i);
+    ew_free(R);
     return st;
 }
 
@@ -893,19 +1228,21 @@ static ew_status_t eval_volume(ew_ssl_model_t *m, const ew_rvol_t *W, ew_ssl_eva
     if ((st = ew_align_volumes(EW_ALIGN_INTENSITY, ref, V.data, n, &ao, &ar)) != EW_OK) goto done;
     ew_align_apply(&ar, V.data, n, al);
     e->align_score = ar.score;
-    /* voxels beyond the detector corner were never measured */
+    /* voxels beyond the detector corner, or inside the beam stop (the
+     * smallest |s| of a good pixel), were never measured */
     double r2max = (m->s_max_corner / m->ds) * (m->s_max_corner / m->ds);
+    double r2min = (m->pix_s[0] / m->ds) * (m->pix_s[0] / m->ds);
     for (int z = 0; z < n; z++)
         for (int y = 0; y < n; y++)
             for (int x = 0; x < n; x++) {
                 double r2 = (double)(x - c) * (x - c) + (double)(y - c) * (y - c) + (double)(z - c) * (z - c);
-                if (r2 > r2max) {
+                if (r2 > r2max || r2 < r2min) {
                     size_t i = ((size_t)z * n + y) * n + x;
                     ref[i] = -1.0f;
                     al[i] = -1.0f;
                 }
             }
-    if ((st = ew_fsc_intensity(ref, al, n, m->ds, 1.0, &cv)) != EW_OK) goto done;
+    if ((st = ew_fsc_intensity_centred(ref, al, n, m->ds, 1.0, &cv)) != EW_OK) goto done;
     double sx;
     ew_curve_crossing(&cv, 0.5, &sx);
     e->fsc_s05 = sx;
@@ -927,13 +1264,15 @@ done:
     return st;
 }
 
-ew_status_t ew_ssl_evaluate(ew_ssl_model_t *m, const ew_ssl_data_t *d, const ew_rvol_t *W_true, ew_ssl_eval_t *e)
+ew_status_t ew_ssl_evaluate(ew_ssl_model_t *m, const ew_ssl_data_t *d, const ew_rvol_t *W_true, int training_set,
+                            ew_ssl_eval_t *e)
 {
     memset(e, 0, sizeof *e);
     e->scale_corr = NAN;
     e->fsc_s05 = NAN;
     e->fsc_frac_edge = NAN;
     if (!d->q_true) return ew_fail(EW_ERR_ARG, "ssl: evaluation needs the true orientations (q_true)");
+    EW_TRY(check_data(m, d));
     ew_quat_t *q = ew_alloc_array(d->n, sizeof(ew_quat_t));
     double *sc = ew_alloc_array(d->n, sizeof(double));
     ew_status_t st = EW_OK;
@@ -943,19 +1282,43 @@ ew_status_t ew_ssl_evaluate(ew_ssl_model_t *m, const ew_ssl_data_t *d, const ew_
         st = ew_fail(EW_ERR_NOMEM, "ssl: out of memory for %zu predictions", d->n);
         goto done;
     }
+    ew_orient_opts_t oo;
+    ew_orient_opts_default(&oo);
+    oo.inplane_twin = 1;
+    /* the encoder alone */
     if ((st = ew_ssl_infer(m, d, q, sc)) != EW_OK) goto done;
+    if (d->fluence_true && m->has_senc) e->scale_corr = pearson(sc, d->fluence_true, d->n);
+    if ((st = ew_orient_error(d->q_true, q, d->n, NULL, &oe)) != EW_OK) goto done;
+    e->enc_median_deg = oe.median_deg;
+    e->enc_p90_deg = oe.p90_deg;
+    ew_orient_err_free(&oe);
+    if ((st = ew_orient_error(d->q_true, q, d->n, &oo, &oe)) != EW_OK) goto done;
+    e->enc_median_twin_deg = oe.median_deg;
+    ew_orient_err_free(&oe);
+    /* encoder + refinement on (a prefix of) d */
+    ew_ssl_data_t sub = *d;
+    sub.n = d->n < 1000 ? d->n : 1000;
+    e->orient_n = sub.n;
+    if ((st = ew_ssl_orient(m, &sub, q, NULL)) != EW_OK) goto done;
+    if ((st = ew_orient_error(d->q_true, q, sub.n, NULL, &oe)) != EW_OK) goto done;
+    e->orient_median_deg = oe.median_deg;
+    e->orient_p90_deg = oe.p90_deg;
+    ew_orient_err_free(&oe);
+    /* the model's orientations for d */
+    e->from_labels = training_set && m->tgt && m->ntgt == d->n;
+    if (e->from_labels) {
+        for (size_t i = 0; i < d->n; i++) q[i] = ew_mat_to_quat(m->tgt + 9 * i);
+    } else if (sub.n < d->n) {
+        if ((st = ew_ssl_orient(m, d, q, NULL)) != EW_OK) goto done;
+    }
     if ((st = ew_orient_error(d->q_true, q, d->n, NULL, &oe)) != EW_OK) goto done;
     e->median_deg = oe.median_deg;
     e->p90_deg = oe.p90_deg;
     e->hand = oe.hand;
     ew_orient_err_free(&oe);
-    ew_orient_opts_t oo;
-    ew_orient_opts_default(&oo);
-    oo.inplane_twin = 1;
     if ((st = ew_orient_error(d->q_true, q, d->n, &oo, &oe)) != EW_OK) goto done;
     e->median_twin_deg = oe.median_deg;
     e->p90_twin_deg = oe.p90_deg;
-    if (d->fluence_true && m->has_senc) e->scale_corr = pearson(sc, d->fluence_true, d->n);
     if (W_true) st = eval_volume(m, W_true, e);
 done:
     ew_orient_err_free(&oe);

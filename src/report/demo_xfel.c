@@ -155,8 +155,8 @@ static ew_status_t ssl_section(const ew_demo_config_t *c, ew_report_t *r, const 
     sc.threads = c->threads;
     sc.enc_size = d->nx % 32 == 0 ? 32 : d->nx / 2;
     sc.epochs = c->ssl_epochs;
-    sc.warm_iters = 0;
-    sc.search_frac = 0;
+    sc.emc_size = 0; /* the demo keeps the pure gradient path until the EMC start is wired in */
+    sc.target_frac = 0;
     sc.batch = n >= 16 ? 16 : (int)n;
     sc.progress = 1;
     ew_ssl_data_t sd;
@@ -171,7 +171,7 @@ static ew_status_t ssl_section(const ew_demo_config_t *c, ew_report_t *r, const 
     double t = ew_time_now();
     ew_status_t st = ew_ssl_model_create(&sc, &sd, &sm);
     if (st == EW_OK) st = ew_ssl_train(sm, &sd, &hist);
-    if (st == EW_OK) st = ew_ssl_evaluate(sm, &sd, W, &ev);
+    if (st == EW_OK) st = ew_ssl_evaluate(sm, &sd, W, 1, &ev);
     if (st != EW_OK) goto done;
     double secs = ew_time_now() - t;
     ew_report_timing(r, "XFEL: self-supervised model (train + evaluate)", secs);
