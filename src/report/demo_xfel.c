@@ -599,9 +599,22 @@ ew_status_t ew_demo_xfel(const ew_demo_config_t *c, ew_report_t *r, ew_demo_resu
     ew_align_apply(&ar, ew_emc_model(e)->data, n, model_al);
     st = ew_fsc_intensity_centred(model_al, m.W.data, n, ds, 1.0, &ifsc);
     if (st != EW_OK) goto done;
+    double s_bs = 0; /* smallest |s| the detector measures: shells inside the beam stop are left out */
+    {
+        s_bs = INFINITY;
+        for (size_t p = 0; p < npix; p++)
+            if (d->mask[p] != EW_MASK_BAD) {
+                const float *q = d->s + 3 * p;
+                s_bs = fmin(s_bs, sqrt((double)q[0] * q[0] + (double)q[1] * q[1] + (double)q[2] * q[2]));
+            }
+        if (!isfinite(s_bs)) s_bs = 0;
+        for (int j = 0; j < ifsc.nshell; j++)
+            if (ifsc.s[j] < s_bs) ifsc.count[j] = 0, ifsc.value[j] = NAN;
+    }
     {
         int good = 0, tot = 0;
-        for (int j = 1; j < ifsc.nshell && ifsc.s[j] <= d->s_max_edge; j++) tot++, good += ifsc.value[j] >= 0.9;
+        for (int j = 1; j < ifsc.nshell && ifsc.s[j] <= d->s_max_edge; j++)
+            if (ifsc.count[j] > 0) tot++, good += ifsc.value[j] >= 0.9;
         res->emc_ifsc_frac09 = tot ? (double)good / tot : NAN;
         double sc;
         int cr = ew_curve_crossing(&ifsc, 0.5, &sc);
@@ -658,8 +671,9 @@ ew_status_t ew_demo_xfel(const ew_demo_config_t *c, ew_report_t *r, ew_demo_resu
                  n, n, ds, h * ds);
         const char *caps[2] = {
             "Shell-centred Fourier shell correlation of the EMC intensity with the true intensity (computed on "
-            "sqrt(I) with each shell's mean removed; dimensionless) against s = 1/resolution, 1/A; the vertical "
-            "lines mark the resolution where it falls below 0.5 and the detector's edge.",
+            "sqrt(I) with each shell's mean removed; dimensionless) against s = 1/resolution, 1/A, from the beam "
+            "stop's edge on (the shells inside it are not measured); the vertical lines mark the resolution "
+            "where it falls below 0.5 and the detector's edge.",
             cap2};
         ew_report_figure_row(r, 2, paths, caps);
     }
