@@ -45,7 +45,7 @@ void ew_demo_config_default(ew_demo_config_t *c, int quick)
     c->pick_width = 8;
     c->recon_particles = quick ? 400 : 1500;
     c->recon_pose_level = 4;
-    c->recon_pose_particles = quick ? 150 : 400;
+    c->recon_pose_particles = quick ? 100 : 400;
     c->recon_ref_res = 15.0;
 }
 

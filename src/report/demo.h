@@ -70,7 +70,7 @@ typedef struct {
     /* cryo-EM 3D reconstruction (separate micrographs, particles packed densely) */
     size_t recon_particles;     /* particles boxed at their true centres (1500; quick 400; 0: skip) */
     int recon_pose_level;       /* 600-cell level of projection matching (4; 0: the simulator's poses only) */
-    size_t recon_pose_particles; /* particles whose poses are searched, the first of the set (600; quick 200) */
+    size_t recon_pose_particles; /* particles whose poses are searched, the first of the set (400; quick 100) */
     double recon_ref_res;       /* A: the true map low-passed to this is projection matching's reference (30) */
 } ew_demo_config_t;
 

@@ -453,9 +453,10 @@ ew_status_t ew_demo_em_pick(const ew_demo_config_t *c, ew_report_t *r, ew_em_sim
                    "padding makes the edges score high). A pick counts as right when it lies "
                    "within %.0f A of a true centre not already taken by a better pick. Average precision over the "
                    "ranked picks (AUPRC, Topaz's metric): %.3f; at the best F1 (score threshold %.2f, %zu picks) the "
-                   "precision is %.2f and the recall %.2f. Full-physics micrographs at this dose are hard (the "
-                   "particles are barely visible in the raw micrograph): a short demonstration training, not a "
-                   "tuned picker (docs/cryoem-downstream.md and bench/README-emdown.md have the longer runs).",
+                   "precision is %.2f and the recall %.2f. A short demonstration training on a few micrographs, "
+                   "not a tuned picker: with so few held-out particles the figure varies from run to run and with "
+                   "each micrograph's defocus (docs/cryoem-downstream.md and bench/README-emdown.md have longer "
+                   "runs).",
                    ntr, ntrain, pc.steps, t_train, loss, nte, ntrue, match * c->em_pixel, res->pick_auprc, thr, nabove,
                    res->pick_precision, res->pick_recall);
     {
