@@ -482,7 +482,8 @@ ew_status_t ew_demo_em_pick(const ew_demo_config_t *c, ew_report_t *r, ew_em_sim
         ew_plot_set_yrange(pl, 0, 1.02);
         char lab[64];
         snprintf(lab, sizeof lab, "AUPRC %.3f", res->pick_auprc);
-        st = ew_plot_add_series(pl, rec, prec, npr, lab);
+        const double zero = 0; /* no picks at all: one point at the origin */
+        st = npr ? ew_plot_add_series(pl, rec, prec, npr, lab) : ew_plot_add_series(pl, &zero, &zero, 1, lab);
         if (st == EW_OK) st = ew_plot_vline(pl, res->pick_recall, "best F1");
         if (st == EW_OK) st = ew_plot_write_png(pl, p2);
         ew_plot_free(pl);
