@@ -14,6 +14,7 @@
 #include "io/structure.h"
 #include "physics/detector.h"
 #include "physics/scatter.h"
+#include "eval/prtf.h"
 #include "recon/phase.h"
 
 #define N 31
@@ -393,6 +394,95 @@ static void test_prtf(void **state)
     free(b);
 }
 
+/* Phasing's PRTF is eval/prtf.h's (Chapman 2006: per voxel |mean F| /
+ * sqrt(mean |F|^2), averaged over the shell), checked against that
+ * function fed with transforms computed here by a direct DFT in double
+ * (no FFTW), with and without a measured-voxel mask. (Until 2026-11-21
+ * phasing had its own ratio of shell sums, sqrt(sum |mean F|^2 / sum mean
+ * |F|^2); test_prtf's cases, 1 for identical and 0 for opposite starts,
+ * hold for both, so only this test pins the definition: it also checks
+ * that the two differ on these data.) */
+static void test_prtf_is_chapman(void **state)
+{
+    (void)state;
+    const int n = 8, c = n / 2, K = 3;
+    const size_t nv = (size_t)n * n * n;
+    float *d[3], *F[3];
+    ew_rng_t r;
+    ew_rng_init(&r, 21, 0);
+    for (int k = 0; k < K; k++) {
+        d[k] = malloc(nv * sizeof(float));
+        F[k] = malloc(2 * nv * sizeof(float));
+    }
+    for (size_t i = 0; i < nv; i++) {
+        double base = ew_rng_uniform(&r);
+        for (int k = 0; k < K; k++) d[k][i] = (float)(base + 0.6 * ew_rng_normal(&r));
+    }
+    /* centred transforms: voxel (z, y, x) holds k = (z - c, y - c, x - c) of the array as stored */
+    for (int k = 0; k < K; k++)
+        for (int z = 0; z < n; z++)
+            for (int y = 0; y < n; y++)
+                for (int x = 0; x < n; x++) {
+                    double re = 0, im = 0;
+                    for (size_t j = 0; j < nv; j++) {
+                        int rz = (int)(j / (size_t)(n * n)), ry = (int)(j / (size_t)n % (size_t)n), rx = (int)(j % (size_t)n);
+                        double ph = -2 * EW_PI * ((z - c) * rz + (y - c) * ry + (x - c) * rx) / (double)n;
+                        re += d[k][j] * cos(ph);
+                        im += d[k][j] * sin(ph);
+                    }
+                    size_t v = ((size_t)z * n + y) * n + x;
+                    F[k][2 * v] = (float)re, F[k][2 * v + 1] = (float)im;
+                }
+    uint8_t *known = malloc(nv);
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 1: only |k| <= 2.6 measured; the rest zeroed for ew_prtf, masked for phasing */
+        for (int z = 0; z < n; z++)
+            for (int y = 0; y < n; y++)
+                for (int x = 0; x < n; x++) {
+                    size_t v = ((size_t)z * n + y) * n + x;
+                    double rr = sqrt((double)(z - c) * (z - c) + (y - c) * (y - c) + (x - c) * (x - c));
+                    known[v] = pass == 0 || rr <= 2.6;
+                    if (!known[v])
+                        for (int k = 0; k < K; k++) F[k][2 * v] = F[k][2 * v + 1] = 0.0f;
+                }
+        double prtf[8 / 2 + 1], sv[8 / 2 + 1], res;
+        int reached;
+        assert_ok(ew_phase_prtf((const float *const *)d, K, n, 0.01, pass ? known : NULL, 1, prtf, sv, &res, &reached));
+        ew_shell_curve_t cv;
+        assert_ok(ew_prtf((const float *const *)F, K, n, 0.01, 1.0, 0, &cv));
+        assert_int_equal(cv.nshell, n / 2 + 1);
+        int differ = 0;
+        for (int j = 0; j <= n / 2; j++) {
+            if (cv.count[j] == 0) {
+                assert_true(pass == 1 && j >= 3 && isnan(prtf[j]));
+                continue;
+            }
+            assert_close(prtf[j], cv.value[j], 1e-4, 1e-6);
+            assert_close(sv[j], 0.01 * j, 1e-12, 0);
+            /* the former definition, a ratio of shell sums */
+            double num = 0, den = 0;
+            for (int z = 0; z < n; z++)
+                for (int y = 0; y < n; y++)
+                    for (int x = 0; x < n; x++) {
+                        double rr = sqrt((double)(z - c) * (z - c) + (y - c) * (y - c) + (x - c) * (x - c));
+                        size_t v = ((size_t)z * n + y) * n + x;
+                        if ((int)lround(rr) != j || !known[v]) continue;
+                        double mr = 0, mi = 0, p = 0;
+                        for (int k = 0; k < K; k++) {
+                            mr += F[k][2 * v] / (double)K, mi += F[k][2 * v + 1] / (double)K;
+                            p += ((double)F[k][2 * v] * F[k][2 * v] + (double)F[k][2 * v + 1] * F[k][2 * v + 1]) / K;
+                        }
+                        num += mr * mr + mi * mi, den += p;
+                    }
+            if (j > 0 && fabs(sqrt(num / den) - prtf[j]) > 1e-3) differ = 1;
+        }
+        assert_true(differ);
+        ew_shell_curve_free(&cv);
+    }
+    for (int k = 0; k < K; k++) free(d[k]), free(F[k]);
+    free(known);
+}
+
 /* Phase the blobs' intensity (measured where mask, NULL: everywhere) and
  * check the best and the average against the truth, both restricted to
  * the measured resolution sphere |k| <= rmax (beyond it nothing was
@@ -741,6 +831,7 @@ int main(void)
         cmocka_unit_test(test_support_from_autocorrelation_contains_truth),
         cmocka_unit_test(test_align_shift_hand_sign),
         cmocka_unit_test(test_prtf),
+        cmocka_unit_test(test_prtf_is_chapman),
         cmocka_unit_test(test_phase_blobs_full_data),
         cmocka_unit_test(test_phase_blobs_missing_centre_and_corners),
         cmocka_unit_test(test_phase_blobs_reference_recipe),

@@ -172,6 +172,12 @@ static void test_demo_tiny(void **state)
     c.cut_steps = 3;
     c.ssl_patterns = 32;
     c.ssl_epochs = 1;
+    c.pick_train_micrographs = 1;
+    c.pick_test_micrographs = 1;
+    c.pick_steps = 3;
+    c.recon_particles = 24;
+    c.recon_pose_particles = 8;
+    c.recon_pose_level = 1;
     ew_demo_results_t res;
     double t = ew_time_now();
     assert_ok(ew_demo_run(&c, &res));
@@ -185,8 +191,8 @@ static void test_demo_tiny(void **state)
                           "id=\"parameters\"", "Headline figures", "intensity", "FSC"};
     for (size_t i = 0; i < sizeof need / sizeof *need; i++)
         if (!strstr(s, need[i])) fail_msg("report lacks %s", need[i]);
-    /* 18 figures, all embedded */
-    assert_int_equal(count(s, "src=\"data:image/png;base64,"), 18);
+    /* 23 figures, all embedded */
+    assert_int_equal(count(s, "src=\"data:image/png;base64,"), 23);
     assert_null(strstr(s, "Figure missing"));
     free(s);
     /* figures beside it, headline figures filled */
@@ -203,6 +209,16 @@ static void test_demo_tiny(void **state)
     assert_true(res.ssl_orient_median_deg >= 0 && res.ssl_orient_median_deg <= 180);
     assert_int_equal(res.cut_run, 1);
     assert_true(res.cut_psd_simulated > 0 && res.cut_psd_translated > 0);
+    assert_int_equal(res.pick_run, 1);
+    assert_true(res.pick_auprc >= 0 && res.pick_auprc <= 1);
+    assert_int_equal(res.emrecon_run, 1);
+    assert_int_equal(res.recon_particles, 24);
+    assert_true(res.recon_res0143 >= 2 * 3.0 - 1e-9 && isfinite(res.recon_truth_res05));
+    assert_true(res.recon_pose_median_deg >= 0 && res.recon_pose_median_deg <= 180);
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/fig/%s", dir, i ? "em_fsc.png" : "em_picks.png");
+        assert_int_equal(access(p, R_OK), 0);
+    }
     print_message("tiny demo: %.1f s, %.0f photons/pattern, orientation median %.1f deg\n", t,
                   res.photons_per_pattern, res.emc_orient_median_deg);
     ew_demo_results_free(&res);

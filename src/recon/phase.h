@@ -196,14 +196,17 @@ typedef struct {
 ew_status_t ew_phase_align(const float *ref, const float *mov, int n, int nthreads, float *out,
                            ew_phase_align_t *info);
 
-/* Phase-retrieval transfer function of k aligned densities (each n^3):
- * per Fourier shell j (|k| rounded to j voxels, j = 0..n/2, s_j = j ds),
- *   prtf_j = sqrt( sum |mean_i F_i|^2 / sum mean_i |F_i|^2 )
- * over the shell's voxels (measured ones only if known (centred n^3) is
- * not NULL). Identical densities give 1. prtf and s get n/2 + 1 values.
- * *resolution is 1/s where prtf first falls below 1/e (linear between
- * shells, from shell 1 on) or 1/s_(n/2) if it never does (then *reached
- * = 0). EW_ERR_ARG if k < 1; EW_ERR_NOMEM. */
+/* Phase-retrieval transfer function of k aligned densities (each n^3),
+ * ewald's one PRTF (eval/prtf.h, Chapman et al. 2006): per voxel of the
+ * densities' transforms |mean_i F_i| / sqrt(mean_i |F_i|^2), averaged over
+ * the voxels of Fourier shell j (|k| rounded to j voxels, j = 0..n/2,
+ * s_j = j ds); measured voxels only if known (centred n^3) is not NULL.
+ * Identical densities give 1, opposite ones 0; a shell with no measured
+ * voxel is NaN. prtf and s get n/2 + 1 values. *resolution is 1/s where
+ * prtf first falls below 1/e (ew_curve_crossing: linear between shells,
+ * from shell 1 on; 1/s_1 when shell 1 is already below) or 1/s_(n/2) if
+ * it never does (then *reached = 0). EW_ERR_ARG if k < 1 or n < 4;
+ * EW_ERR_NOMEM. */
 ew_status_t ew_phase_prtf(const float *const *dens, int k, int n, double ds, const uint8_t *known,
                           int nthreads, double *prtf, double *s, double *resolution, int *reached);
 

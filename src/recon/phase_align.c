@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/prtf.h"
 #include "recon/phase.h"
 #include "recon/phase_internal.h"
 
@@ -172,77 +173,53 @@ ew_status_t ew_phase_prtf(const float *const *dens, int k, int n, double ds, con
                           int nthreads, double *prtf, double *s, double *resolution, int *reached)
 {
     if (k < 1) return ew_fail(EW_ERR_ARG, "phase: PRTF needs at least one density (k = %d)", k);
-    if (n < 2 || !(ds > 0.0)) return ew_fail(EW_ERR_ARG, "phase: PRTF grid n = %d, ds = %g is invalid", n, ds);
+    if (n < 4 || !(ds > 0.0)) return ew_fail(EW_ERR_ARG, "phase: PRTF grid n = %d, ds = %g is invalid", n, ds);
     if (nthreads < 1) nthreads = 1;
     fft_ctx_t c;
     EW_TRY(ctx_init(&c, n, nthreads));
     const int nh = c.nh, cen = n / 2, ns = n / 2 + 1;
-    const size_t nc = (size_t)n * n * nh;
-    double *acc = ew_calloc_array(nc * 3, sizeof(double)); /* sum re, sum im, sum |F|^2 */
-    double *num = ew_calloc_array((size_t)ns, sizeof(double)), *den = ew_calloc_array((size_t)ns, sizeof(double));
-    float *F = ew_alloc_array(nc * 2, sizeof(float));
-    if (!acc || !num || !den || !F) {
-        ew_free(acc);
-        ew_free(num);
-        ew_free(den);
-        ew_free(F);
-        ctx_free(&c);
-        return EW_ERR_NOMEM;
-    }
-    for (int j = 0; j < k; j++) {
+    const size_t nc = (size_t)n * n * nh, nv = (size_t)n * n * n;
+    float *F = ew_alloc_array(nc * 2, sizeof(float)), *V = ew_alloc_array(nv * 2, sizeof(float));
+    ew_prtf_acc_t acc = {0};
+    ew_shell_curve_t cv = {0};
+    ew_status_t st = F && V ? ew_prtf_acc_init(&acc, n) : EW_ERR_NOMEM;
+    for (int j = 0; j < k && st == EW_OK; j++) {
         forward(c.fwd, dens[j], c.buf, n, F);
-        for (size_t i = 0; i < nc; i++) {
-            acc[3 * i] += F[2 * i];
-            acc[3 * i + 1] += F[2 * i + 1];
-            acc[3 * i + 2] += (double)F[2 * i] * F[2 * i] + (double)F[2 * i + 1] * F[2 * i + 1];
-        }
-    }
-    for (int kz = 0; kz < n; kz++)
-        for (int ky = 0; ky < n; ky++)
-            for (int kx = 0; kx < nh; kx++) {
-                int fz = ew_phase_signed(kz, n), fy = ew_phase_signed(ky, n), fx = kx;
-                int sh = (int)lround(sqrt((double)fz * fz + (double)fy * fy + (double)fx * fx));
-                if (sh >= ns) continue;
-                if (known) {
-                    size_t v = ((size_t)((kz + cen) % n) * n + (size_t)((ky + cen) % n)) * n + (size_t)((kx + cen) % n);
-                    if (!known[v]) continue;
+        /* the centred full transform (eval/fsc.h layout), unmeasured voxels 0 so that the PRTF skips them */
+        for (int z = 0; z < n; z++)
+            for (int y = 0; y < n; y++)
+                for (int x = 0; x < n; x++) {
+                    size_t v = ((size_t)z * n + y) * n + x;
+                    float re = 0.0f, im = 0.0f;
+                    if (!known || known[v]) {
+                        int fz = z - cen, fy = y - cen, fx = x - cen, sg = 1;
+                        if (fx < 0) fz = -fz, fy = -fy, fx = -fx, sg = -1; /* Friedel mate on the stored half */
+                        size_t i = ((size_t)((fz + n) % n) * n + (size_t)((fy + n) % n)) * nh + (size_t)fx;
+                        re = F[2 * i], im = sg * F[2 * i + 1];
+                    }
+                    V[2 * v] = re, V[2 * v + 1] = im;
                 }
-                size_t i = ((size_t)kz * n + ky) * nh + kx;
-                double wt = (kx == 0 || (n % 2 == 0 && kx == n / 2)) ? 1.0 : 2.0;
-                double mr = acc[3 * i] / k, mi = acc[3 * i + 1] / k;
-                num[sh] += wt * (mr * mr + mi * mi);
-                den[sh] += wt * acc[3 * i + 2] / k;
-            }
-    for (int j = 0; j < ns; j++) {
-        prtf[j] = den[j] > 0.0 ? sqrt(num[j] / den[j]) : NAN;
-        if (s) s[j] = j * ds;
+        ew_prtf_acc_add(&acc, V, 0.0);
     }
-    const double inv_e = exp(-1.0);
-    int prev = -1, hit = 0;
-    double s_star = (ns - 1) * ds;
-    for (int j = 0; j < ns; j++) {
-        if (isnan(prtf[j])) continue;
-        if (j >= 1 && prtf[j] < inv_e) {
-            if (prev >= 0 && prtf[prev] >= inv_e) {
-                double f = (prtf[prev] - inv_e) / (prtf[prev] - prtf[j]);
-                s_star = (prev + f * (j - prev)) * ds;
-            } else {
-                s_star = j * ds;
-            }
-            hit = 1;
-            break;
+    if (st == EW_OK) st = ew_prtf_acc_finish(&acc, ds, 1.0, &cv);
+    if (st == EW_OK) {
+        for (int j = 0; j < ns; j++) {
+            prtf[j] = j < cv.nshell && cv.count[j] > 0.0 ? cv.value[j] : NAN;
+            if (s) s[j] = j * ds;
         }
-        prev = j;
+        double sx;
+        int cr = ew_curve_crossing(&cv, EW_PRTF_THRESHOLD, &sx);
+        if (cr == -1) sx = ds; /* below 1/e from shell 1 on */
+        if (!(sx > 0.0)) sx = ds;
+        if (resolution) *resolution = 1.0 / sx;
+        if (reached) *reached = cr != 0;
     }
-    if (s_star <= 0.0) s_star = ds;
-    if (resolution) *resolution = 1.0 / s_star;
-    if (reached) *reached = hit;
-    ew_free(acc);
-    ew_free(num);
-    ew_free(den);
+    ew_shell_curve_free(&cv);
+    ew_prtf_acc_free(&acc);
     ew_free(F);
+    ew_free(V);
     ctx_free(&c);
-    return EW_OK;
+    return st;
 }
 
 ew_status_t ew_phase_intensity(const float *density, int n, int nthreads, float *I)

@@ -1,5 +1,6 @@
 /* ewald demo, cryo-EM half: simulate micrographs, show them with the true
- * particle positions (see demo.h). */
+ * particle positions, translate their noise, train and score the particle
+ * picker (see demo.h; the 3D reconstruction is in demo_emrecon.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "io/structure.h"
 #include "physics/em_sim.h"
 #include "gen/gen.h"
+#include "recon/em_pick.h"
 #include "report/demo.h"
 
 /* Bin an image by an integer factor f (mean of f x f blocks). */
@@ -223,6 +225,297 @@ done:
     return st;
 }
 
+/* ---------- particle picking ---------- */
+
+typedef struct {
+    double score;
+    size_t mic, k;
+} pick_ref_t;
+
+static int pick_ref_cmp(const void *a, const void *b)
+{
+    double x = ((const pick_ref_t *)a)->score, y = ((const pick_ref_t *)b)->score;
+    return x > y ? -1 : x < y ? 1 : 0;
+}
+
+/* Precision-recall curve of picks pooled over n_mics micrographs in
+ * decreasing score, matched as ew_pick_auprc does (each pick to the
+ * nearest still unmatched true centre of its micrograph within radius):
+ * prec[i], rec[i] after the first i + 1 picks (*n of them, allocated
+ * here); tp[m][k] = 1 where pick k of micrograph m was matched (arrays
+ * given, n_picks[m] each); *thr = the score at the best F1; returns the
+ * average precision (the AUPRC) or NAN when out of memory. */
+static double pr_curve(ew_pick_t *const *picks, const size_t *n_picks, const ew_pick_mic_t *mics, size_t n_mics,
+                       double radius, double **prec, double **rec, size_t *n, uint8_t *const *tp, double *thr)
+{
+    size_t total = 0, ntrue = 0;
+    for (size_t m = 0; m < n_mics; m++) total += n_picks[m], ntrue += mics[m].n;
+    *n = 0, *prec = *rec = NULL, *thr = INFINITY;
+    pick_ref_t *all = ew_alloc_array(total + 1, sizeof *all);
+    uint8_t **used = ew_calloc_array(n_mics, sizeof *used);
+    double *p = ew_alloc_array(total + 1, sizeof *p), *q = ew_alloc_array(total + 1, sizeof *q);
+    double ap = NAN;
+    int fail = !all || !used || !p || !q;
+    for (size_t m = 0; !fail && m < n_mics; m++)
+        if (!(used[m] = ew_calloc_array(mics[m].n + 1, 1))) fail = 1;
+    if (!fail) {
+        size_t i = 0;
+        for (size_t m = 0; m < n_mics; m++)
+            for (size_t k = 0; k < n_picks[m]; k++) all[i++] = (pick_ref_t){picks[m][k].score, m, k}, tp[m][k] = 0;
+        qsort(all, total, sizeof *all, pick_ref_cmp);
+        double hits = 0, best = -1;
+        ap = 0;
+        for (size_t j = 0; j < total; j++) {
+            const ew_pick_mic_t *mc = &mics[all[j].mic];
+            const ew_pick_t *pp = &picks[all[j].mic][all[j].k];
+            double bd = radius * radius;
+            size_t bj = (size_t)-1;
+            for (size_t t = 0; t < mc->n; t++) {
+                if (used[all[j].mic][t]) continue;
+                double dx = mc->xy[2 * t] - pp->x, dy = mc->xy[2 * t + 1] - pp->y;
+                if (dx * dx + dy * dy <= bd) bd = dx * dx + dy * dy, bj = t;
+            }
+            if (bj != (size_t)-1) {
+                used[all[j].mic][bj] = 1;
+                tp[all[j].mic][all[j].k] = 1;
+                hits += 1;
+                ap += hits / (double)(j + 1);
+            }
+            p[j] = hits / (double)(j + 1);
+            q[j] = ntrue ? hits / (double)ntrue : 0;
+            double f1 = p[j] + q[j] > 0 ? 2 * p[j] * q[j] / (p[j] + q[j]) : 0;
+            if (f1 > best) best = f1, *thr = all[j].score;
+        }
+        ap = ntrue ? ap / (double)ntrue : 0;
+        *prec = p, *rec = q, *n = total;
+        p = q = NULL;
+    }
+    for (size_t m = 0; used && m < n_mics; m++) ew_free(used[m]);
+    ew_free(used), ew_free(all), ew_free(p), ew_free(q);
+    return ap;
+}
+
+/* The picks of one micrograph on its display: true centres in yellow
+ * (radius rad_a A), picks scoring at least thr as smaller circles, green
+ * when matched to a true particle and red when not. */
+static ew_status_t picks_png(const char *path, const ew_em_micrograph_t *m, int f, double rad_a, const ew_pick_t *pk,
+                             size_t npk, const uint8_t *tp, double thr)
+{
+    int w = m->nx / f, h = m->ny / f;
+    float *b = ew_alloc_array((size_t)w * h, sizeof *b), *tmp = ew_alloc_array((size_t)w * h, sizeof *tmp);
+    uint8_t *rgb = ew_alloc_array((size_t)w * h * 3, 1);
+    ew_status_t st = EW_OK;
+    if (!b || !tmp || !rgb) st = ew_fail(EW_ERR_NOMEM, "demo: out of memory (picks figure)");
+    if (st == EW_OK) {
+        bin_image(m->micrograph, m->nx, m->ny, f, b);
+        smooth_display(b, w, h, tmp);
+        ew_image_options_t o = ew_image_options_default();
+        o.colormap = EW_CMAP_GRAY;
+        o.clip_lo = 0.5, o.clip_hi = 99.5;
+        st = ew_image_to_rgb(b, w, h, NULL, &o, rgb);
+    }
+    if (st == EW_OK) {
+        const uint8_t yellow[3] = {255, 200, 0}, green[3] = {40, 230, 60}, red[3] = {255, 40, 40};
+        double rp = rad_a / m->pixel / f;
+        for (size_t i = 0; i < m->n_particles; i++)
+            draw_circle(rgb, w, h, m->particles[i].x / m->pixel / f, m->particles[i].y / m->pixel / f, rp, yellow);
+        for (size_t k = 0; k < npk; k++)
+            if (pk[k].score >= thr) draw_circle(rgb, w, h, pk[k].x / f, pk[k].y / f, 0.6 * rp, tp[k] ? green : red);
+        st = ew_png_write_rgb8(path, w, h, rgb);
+    }
+    ew_free(b), ew_free(tmp), ew_free(rgb);
+    return st;
+}
+
+ew_status_t ew_demo_em_pick(const ew_demo_config_t *c, ew_report_t *r, ew_em_sim_t *sim, const ew_em_micrograph_t *mg,
+                            int n_have, double rad, ew_demo_results_t *res)
+{
+    const char *G = "particle picking";
+    ew_report_section(r, "em-pick", "Cryo-EM: particle picking");
+    if (c->pick_steps <= 0 || c->pick_train_micrographs <= 0 || c->pick_test_micrographs <= 0) {
+        ew_report_note(r, "skip", "The particle picker was switched off (0 training steps or micrographs).");
+        return EW_OK;
+    }
+    const int ntr = c->pick_train_micrographs, nte = c->pick_test_micrographs;
+    const int own = (ntr > n_have ? ntr - n_have : 0) + nte; /* micrographs simulated here */
+    const int test0 = ntr > n_have ? ntr : n_have;           /* index of the first held-out micrograph */
+    ew_em_micrograph_t *sm = calloc((size_t)own, sizeof *sm);
+    const ew_em_micrograph_t **all = calloc((size_t)(ntr + nte), sizeof *all);
+    ew_pick_mic_t *pm = calloc((size_t)(ntr + nte), sizeof *pm);
+    double **xy = calloc((size_t)(ntr + nte), sizeof *xy);
+    ew_pick_t **picks = calloc((size_t)nte, sizeof *picks);
+    size_t *np = calloc((size_t)nte, sizeof *np);
+    uint8_t **tp = calloc((size_t)nte, sizeof *tp);
+    double *prec = NULL, *rec = NULL;
+    float *score = NULL;
+    ew_picker_t *pk = NULL;
+    ew_status_t st = (sm || !own) && all && pm && xy && picks && np && tp ? EW_OK
+                                                                        : ew_fail(EW_ERR_NOMEM, "demo: out of memory (picking)");
+    double t = ew_time_now();
+    if (st == EW_OK) {
+        ew_progress_t *pr = ew_progress_start("cryo-EM simulate (picking)", (uint64_t)own);
+        int j = 0;
+        for (int i = 0; i < ntr + nte && st == EW_OK; i++) {
+            int idx = i < ntr ? i : test0 + (i - ntr);
+            if (idx < n_have) {
+                all[i] = &mg[idx];
+                continue;
+            }
+            st = ew_em_sim_run(sim, (size_t)idx, &sm[j]);
+            all[i] = &sm[j++];
+            ew_progress_add(pr, 1);
+        }
+        ew_progress_finish(pr);
+    }
+    for (int i = 0; i < ntr + nte && st == EW_OK; i++) {
+        const ew_em_micrograph_t *m = all[i];
+        if (!(xy[i] = ew_alloc_array(2 * m->n_particles + 2, sizeof **xy))) {
+            st = ew_fail(EW_ERR_NOMEM, "demo: out of memory (picking)");
+            break;
+        }
+        for (size_t k = 0; k < m->n_particles; k++)
+            xy[i][2 * k] = m->particles[k].x / m->pixel, xy[i][2 * k + 1] = m->particles[k].y / m->pixel;
+        pm[i] = (ew_pick_mic_t){m->micrograph, m->nx, m->ny, xy[i], m->n_particles};
+    }
+    if (st != EW_OK) goto done;
+    double t_sim = ew_time_now() - t;
+    ew_pick_config_t pc;
+    ew_pick_config_default(&pc);
+    pc.bin = c->pick_bin;
+    pc.width = c->pick_width;
+    pc.steps = c->pick_steps;
+    pc.seed = c->seed;
+    const double bpix = c->em_pixel * pc.bin, radb = rad / bpix; /* A per binned pixel, particle radius in them */
+    pc.label_radius = fmax(1.0, 0.75 * radb);
+    pc.nms_radius = fmax(1.0, radb);
+    int side = c->em_size / pc.bin;
+    pc.patch = side < 64 ? side : 64;
+    const double match = 0.5 * rad / c->em_pixel; /* unbinned pixels */
+    const double edge = rad / c->em_pixel;         /* picks closer to the edge are dropped */
+    double loss = NAN;
+    t = ew_time_now();
+    ew_info("demo: training the particle picker (%d steps on %d micrographs)", pc.steps, ntr);
+    st = ew_picker_create(&pc, &pk);
+    if (st == EW_OK) st = ew_picker_train(pk, pm, (size_t)ntr, &loss);
+    if (st != EW_OK) goto done;
+    double t_train = ew_time_now() - t;
+    ew_report_timing(r, "cryo-EM: simulate picking micrographs", t_sim);
+    ew_report_timing(r, "cryo-EM: train the picker", t_train);
+    t = ew_time_now();
+    size_t ntrue = 0;
+    for (int i = 0; i < nte && st == EW_OK; i++) {
+        st = ew_picker_pick(pk, pm[ntr + i].img, pm[ntr + i].nx, pm[ntr + i].ny, -8.0, &picks[i], &np[i]);
+        ntrue += pm[ntr + i].n;
+        /* no particle is centred closer to the edge than its radius (the simulator keeps whole particles
+           inside), and the network's zero padding lights the edges up: drop such picks */
+        size_t kept = 0;
+        for (size_t k = 0; st == EW_OK && k < np[i]; k++) {
+            const ew_pick_t *q = &picks[i][k];
+            if (q->x >= edge && q->y >= edge && q->x <= pm[ntr + i].nx - 1 - edge && q->y <= pm[ntr + i].ny - 1 - edge)
+                picks[i][kept++] = *q;
+        }
+        np[i] = kept;
+        if (st == EW_OK && !(tp[i] = ew_calloc_array(np[i] + 1, 1))) st = ew_fail(EW_ERR_NOMEM, "demo: out of memory");
+    }
+    int bnx = 0, bny = 0;
+    if (st == EW_OK) st = ew_picker_score(pk, pm[ntr].img, pm[ntr].nx, pm[ntr].ny, &score, &bnx, &bny);
+    if (st != EW_OK) goto done;
+    ew_report_timing(r, "cryo-EM: pick the held-out micrographs", ew_time_now() - t);
+    res->pick_auprc = ew_pick_auprc((const ew_pick_t *const *)picks, np, pm + ntr, (size_t)nte, match,
+                                    &res->pick_precision, &res->pick_recall);
+    size_t npr = 0;
+    double thr = 0, ap = pr_curve(picks, np, pm + ntr, (size_t)nte, match, &prec, &rec, &npr, tp, &thr);
+    if (isnan(ap)) {
+        st = ew_fail(EW_ERR_NOMEM, "demo: out of memory (precision-recall curve)");
+        goto done;
+    }
+    res->pick_run = 1;
+    size_t ntrain = 0, nabove = 0;
+    for (int i = 0; i < ntr; i++) ntrain += pm[i].n;
+    for (int i = 0; i < nte; i++)
+        for (size_t k = 0; k < np[i]; k++) nabove += picks[i][k].score >= thr;
+
+    ew_report_paramf(r, G, "training micrographs", NULL, "%d (%zu particles; full physics, as above)", ntr, ntrain);
+    ew_report_paramf(r, G, "held-out micrographs", NULL, "%d (%zu particles)", nte, ntrue);
+    ew_report_paramf(r, G, "network", NULL, "fully convolutional: %dx%d then %d 3x3 convolutions, %d channels, batch "
+                     "norm + ReLU, 1x1 logit", pc.first_k, pc.first_k, pc.layers - 2, pc.width);
+    ew_report_paramf(r, G, "binning", NULL, "%d (%.0f A per binned pixel)", pc.bin, bpix);
+    ew_report_paramf(r, G, "training", NULL, "%d steps of %d crops of %d x %d binned pixels, AdamW lr %.0e, cosine",
+                     pc.steps, pc.batch, pc.patch, pc.patch, pc.lr);
+    ew_report_paramf(r, G, "label / NMS radius", "binned pixels", "%.1f / %.1f", pc.label_radius, pc.nms_radius);
+    ew_report_paramf(r, G, "match radius (scoring)", "A", "%.0f (half the particle radius)", match * c->em_pixel);
+    ew_report_paramf(r, G, "edge exclusion", "A", "%.0f (picks closer to the edge are dropped)", edge * c->em_pixel);
+    ew_report_text(r,
+                   "A Topaz-like fully convolutional picker was trained on %d annotated full-physics micrographs "
+                   "(%zu particles, the simulator's positions as labels; %d steps, %.0f s, final training loss %.3f) "
+                   "and run on %d held-out micrograph(s) with %zu particles; picks closer to the micrograph's edge "
+                   "than a particle radius are dropped (no particle is centred there, and the network's zero "
+                   "padding makes the edges score high). A pick counts as right when it lies "
+                   "within %.0f A of a true centre not already taken by a better pick. Average precision over the "
+                   "ranked picks (AUPRC, Topaz's metric): %.3f; at the best F1 (score threshold %.2f, %zu picks) the "
+                   "precision is %.2f and the recall %.2f. A short demonstration training on a few micrographs, "
+                   "not a tuned picker: with so few held-out particles the figure varies from run to run and with "
+                   "each micrograph's defocus (docs/cryoem-downstream.md and bench/README-emdown.md have longer "
+                   "runs).",
+                   ntr, ntrain, pc.steps, t_train, loss, nte, ntrue, match * c->em_pixel, res->pick_auprc, thr, nabove,
+                   res->pick_precision, res->pick_recall);
+    {
+        char p0[4096], p1[4096], p2[4096], cap0[512], cap1[512], cap2[512];
+        ew_demo_fig_path(c, "em_picks.png", p0, sizeof p0);
+        ew_demo_fig_path(c, "em_pick_score.png", p1, sizeof p1);
+        ew_demo_fig_path(c, "em_pick_pr.png", p2, sizeof p2);
+        int f = all[ntr]->nx >= 1024 ? 2 : 1;
+        st = picks_png(p0, all[ntr], f, rad, picks[0], np[0], tp[0], thr);
+        if (st != EW_OK) goto done;
+        for (size_t i = 0; i < (size_t)bnx * bny; i++) score[i] = (float)(1 / (1 + exp(-(double)score[i])));
+        ew_image_options_t o = ew_image_options_default();
+        o.colormap = EW_CMAP_VIRIDIS;
+        o.fixed_range = 1, o.vmin = 0, o.vmax = 1;
+        st = ew_png_write_image(p1, score, bnx, bny, NULL, &o);
+        if (st != EW_OK) goto done;
+        ew_plot_t *pl = ew_plot_new(480, 400, "Picker: precision-recall (held out)", "recall", "precision");
+        if (!pl) {
+            st = EW_ERR_NOMEM;
+            goto done;
+        }
+        ew_plot_set_xrange(pl, 0, 1);
+        ew_plot_set_yrange(pl, 0, 1.02);
+        char lab[64];
+        snprintf(lab, sizeof lab, "AUPRC %.3f", res->pick_auprc);
+        const double zero = 0; /* no picks at all: one point at the origin */
+        st = npr ? ew_plot_add_series(pl, rec, prec, npr, lab) : ew_plot_add_series(pl, &zero, &zero, 1, lab);
+        if (st == EW_OK) st = ew_plot_vline(pl, res->pick_recall, "best F1");
+        if (st == EW_OK) st = ew_plot_write_png(pl, p2);
+        ew_plot_free(pl);
+        if (st != EW_OK) goto done;
+        snprintf(cap0, sizeof cap0,
+                 "Held-out micrograph (full physics, low-pass filtered for display%s; grey, 0.5-99.5 percentile "
+                 "clip): true particles in yellow (radius %.0f A), the picker's picks above the best-F1 threshold "
+                 "as smaller circles, green when right and red when not.",
+                 f > 1 ? ", 2 x 2 binned" : "", rad);
+        snprintf(cap1, sizeof cap1,
+                 "The picker's output on the same micrograph: particle probability per binned pixel (%.0f A), "
+                 "sigmoid of the logit, viridis from 0 to 1. Picks are its local maxima (non-maximum "
+                 "suppression within %.0f A).",
+                 bpix, pc.nms_radius * bpix);
+        snprintf(cap2, sizeof cap2,
+                 "Precision against recall over the picks of the %d held-out micrograph(s), ranked by score "
+                 "(dimensionless); the area under it is the AUPRC. The vertical line marks the best F1.",
+                 nte);
+        const char *paths[3] = {p0, p1, p2}, *caps[3] = {cap0, cap1, cap2};
+        ew_report_figure_row(r, 3, paths, caps);
+    }
+done:
+    for (int i = 0; i < own && sm; i++) ew_em_micrograph_free(&sm[i]);
+    for (int i = 0; i < ntr + nte && xy; i++) ew_free(xy[i]);
+    for (int i = 0; i < nte && picks; i++) ew_free(picks[i]);
+    for (int i = 0; i < nte && tp; i++) ew_free(tp[i]);
+    free(sm), free(all), free(pm), free(xy), free(picks), free(np), free(tp);
+    ew_free(prec), ew_free(rec), ew_free(score);
+    ew_picker_destroy(pk);
+    return st;
+}
+
 ew_status_t ew_demo_em(const ew_demo_config_t *c, ew_report_t *r, ew_demo_results_t *res)
 {
     char cap[1024];
@@ -324,16 +617,8 @@ ew_status_t ew_demo_em(const ew_demo_config_t *c, ew_report_t *r, ew_demo_result
     }
     st = noise_translation(c, r, mg, &gm, res);
     if (st != EW_OK) goto done;
-    ew_report_section(r, "em-pick", "Cryo-EM: particle picking");
-    ew_report_note(r, "skip",
-                   "The demo does not run the particle picker (recon/em_pick.h) yet; the circles on the "
-                   "micrographs above are the true positions, which a picker's output is scored against (AUPRC).");
-    res->pick_run = 0;
-    ew_report_section(r, "em-recon", "Cryo-EM: 3D reconstruction");
-    ew_report_note(r, "skip",
-                   "The demo does not run pose estimation and cryo-EM 3D reconstruction (recon/em_pose.h, "
-                   "recon/em_recon.h) yet, so there is no map or FSC for the cryo-EM half.");
-    res->emrecon_run = 0;
+    st = ew_demo_em_pick(c, r, sim, mg, c->em_micrographs, rad, res);
+    if (st == EW_OK) st = ew_demo_em_recon(c, r, &s, &ec, res);
 
 done:
     if (mg)
