@@ -63,7 +63,7 @@ int main(int argc, char **argv)
     long long max_steps = 0;
     double epochs = -1, smooth = -1, lr = -1, lr_grid = -1, c2f = -1;
     int batch = -1, grid = -1, enc = -1, width = -1, eval_every = 0, search_diag = 0, search_level = -1;
-    double target_frac = -1, refine = -1;
+    double target_frac = -1, refine = -1, target_weight = -1;
     int rounds = -1, emc_size = -1, emc_lo = -1, emc_hi = -1, emc_iters = -1;
     long long seed = -1;
     for (int i = 1; i < argc; i++) {
@@ -80,6 +80,7 @@ int main(int argc, char **argv)
         else if (ARG("--target-frac")) target_frac = atof(v);
         else if (ARG("--refine")) refine = atof(v);
         else if (ARG("--rounds")) rounds = atoi(v);
+        else if (ARG("--target-weight")) target_weight = atof(v);
         else if (ARG("--ckpt")) ckpt = v;
         else if (ARG("--max-steps")) max_steps = atoll(v);
         else if (ARG("--emc-size")) emc_size = atoi(v);
@@ -177,6 +178,7 @@ int main(int argc, char **argv)
     if (target_frac >= 0) c.target_frac = target_frac;
     if (refine >= 0) c.refine_deg = refine;
     if (rounds >= 0) c.refine_rounds = rounds;
+    if (target_weight >= 0) c.target_weight = target_weight;
     c.ckpt_path = ckpt;
     c.resume = 1;
     if (emc_size >= 0) c.emc_size = emc_size;
@@ -232,9 +234,10 @@ int main(int argc, char **argv)
         if (eval_every <= 0 || h.steps == 0) break;
         ew_ssl_eval_t ei;
         if (ew_ssl_evaluate(m, &d, NULL, 1, &ei) == EW_OK)
-            printf("  step %6lld  %7.1f s  loss %.4f  median %.1f deg (twin %.1f)  scale corr %.3f\n",
+            printf("  step %6lld  %7.1f s  loss %.4f  median %.1f deg (twin %.1f), encoder %.1f (twin %.1f), "
+                   "encoder + refinement %.1f  scale corr %.3f\n",
                    (long long)ew_ssl_model_step(m), t_train, h.nlog ? h.log[h.nlog - 1].loss : NAN, ei.median_deg,
-                   ei.median_twin_deg, ei.scale_corr);
+                   ei.median_twin_deg, ei.enc_median_deg, ei.enc_median_twin_deg, ei.orient_median_deg, ei.scale_corr);
         if (search_diag) {
             ew_quat_t *qs = malloc(n * sizeof *qs);
             ew_orient_err_t oe;
@@ -247,7 +250,7 @@ int main(int argc, char **argv)
         }
         fflush(stdout);
         ew_ssl_eval_free(&ei);
-        if (h.steps < eval_every) break;
+        if (ew_ssl_model_step(m) < upto) break; /* training ended before this chunk did */
         ew_ssl_history_free(&h);
     }
     h.steps = steps;
@@ -277,6 +280,8 @@ int main(int argc, char **argv)
         return 1;
     }
     double t_eval = ew_time_now() - te0;
+    if (getenv("EW_PRINT_LOSS"))
+        for (size_t i = 0; i < h.nlog; i += h.nlog / 20 + 1) printf("  loss step %lld: %.5g\n", (long long)h.log[i].step, h.log[i].loss);
     if (png && ew_ssl_history_png(&h, png) != EW_OK) fprintf(stderr, "bench_ssl: %s\n", ew_error_message());
     int gn;
     double gds;
@@ -299,16 +304,18 @@ int main(int argc, char **argv)
            e.p90_twin_deg);
     printf("  %-34s %10.2f deg (90%%: %.2f; twin accepted: median %.2f)\n", "  the encoder alone", e.enc_median_deg,
            e.enc_p90_deg, e.enc_median_twin_deg);
+    printf("  %-34s %10.2f deg (90%%: %.2f; first %zu patterns)\n", "  encoder + refinement", e.orient_median_deg,
+           e.orient_p90_deg, e.orient_n);
     printf("  %-34s %10.4f 1/A = %.2f of the edge s (align score %.3f)\n", "FSC 0.5 crossing", e.fsc_s05,
            e.fsc_frac_edge, e.align_score);
     printf("  %-34s %10.3f\n", "scale vs true fluence correlation", e.scale_corr);
     printf("{\"bench\": \"ssl\", \"pdb\": \"%s\", \"det\": %d, \"patterns\": %zu, \"fluence\": %g, "
            "\"photons\": %.1f, \"preset\": \"%s\", \"loss\": \"%s\", \"threads\": %d, \"train_s\": %.2f, "
            "\"steps\": %lld, \"median_deg\": %.3f, \"p90_deg\": %.3f, \"median_twin_deg\": %.3f, \"encoder_median_deg\": %.3f, "
-           "\"eval_s\": %.2f, \"fsc05_frac_edge\": %.3f, "
+           "\"orient_median_deg\": %.3f, \"eval_s\": %.2f, \"fsc05_frac_edge\": %.3f, "
            "\"scale_corr\": %.4f}\n",
            pdb, det_n, n, fluence, xs.mean_recorded, preset, c.loss == EW_SSL_LOSS_POISSON ? "poisson" : "mse",
-           omp_get_max_threads(), t_train, (long long)h.steps, e.median_deg, e.p90_deg, e.median_twin_deg, e.enc_median_deg, t_eval,
+           omp_get_max_threads(), t_train, (long long)h.steps, e.median_deg, e.p90_deg, e.median_twin_deg, e.enc_median_deg, e.orient_median_deg, t_eval,
            e.fsc_frac_edge, e.scale_corr);
     ew_ssl_eval_free(&e);
     ew_ssl_history_free(&h);

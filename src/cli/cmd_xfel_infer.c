@@ -33,7 +33,7 @@ int cmd_xfel_infer(int argc, char **argv)
     const char *out = "ssl_inferred_orientations.txt";
     ew_opt_t opts[] = {
         {"out", 'o', EW_OPT_STRING, &out, "output", "text table, one \"w x y z # scale\" line per pattern", NULL, 0, 0, 0},
-        {"search", 0, EW_OPT_FLAG, &search, "infer", "orientations by exhaustive search of the model's rotation grid against its decoder instead of the encoder (grid decoders)", NULL, 0, 0, 0},
+        {"search", 0, EW_OPT_FLAG, &search, "infer", "orientations by exhaustive search of the model's rotation grid (its search level) against its decoder instead of the encoder, then refined locally (grid decoders)", NULL, 0, 0, 0},
         {"twin", 0, EW_OPT_FLAG, &twin, "eval", "with ground truth: accept the in-plane twin Rz(pi) R per pattern in the reported error", NULL, 0, 0, 0},
         {"threads", 't', EW_OPT_INT, &threads, "run", "OpenMP threads (0: default)", NULL, 0, 0, 4096},
         {0},
@@ -62,8 +62,14 @@ int cmd_xfel_infer(int argc, char **argv)
         q = ew_alloc_array(n, sizeof *q);
         scale = ew_alloc_array(n, sizeof *scale);
         double t0 = ew_time_now();
-        st = q && scale ? ew_ssl_orient(m, &in.d, q, scale) : EW_ERR_NOMEM;
-        if (st == EW_OK && search) st = ew_ssl_search(m, &in.d, q);
+        if (!q || !scale)
+            st = EW_ERR_NOMEM;
+        else if (search) { /* exhaustive search against the decoder, then the local refinement */
+            st = ew_ssl_search(m, &in.d, q);
+            if (st == EW_OK) st = ew_ssl_refine(m, &in.d, q, scale, 0, ew_ssl_model_config(m)->refine_deg);
+        } else {
+            st = ew_ssl_orient(m, &in.d, q, scale);
+        }
         seconds = ew_time_now() - t0;
     }
     for (size_t i = 0; st == EW_OK && i < n; i++) mean_scale += scale[i] / (double)n;

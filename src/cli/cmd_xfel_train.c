@@ -196,7 +196,9 @@ int cmd_xfel_train(int argc, char **argv)
         "ewald xfel train PATTERNS.cxi [options]",
         "Trains the self-supervised orientation model (after Chen et al. 2023; docs/ssl.md): ResNet encoders map "
         "each pattern to a rotation and a photon scale, a decoder holds the 3D intensity in the particle frame, and "
-        "the loss compares each pattern with the decoder's slice at the predicted rotation. When the CXI file holds "
+        "the loss compares each pattern with the decoder's slice at the predicted rotation. By default EMC on binned "
+        "patterns starts the decoder and gives each pattern a pseudo-label, refined continuously against the "
+        "full-resolution intensity, that the orientation encoder learns from. When the CXI file holds "
         "noise-free patterns they are re-noised on the fly (Poisson, Gaussian, occluding patches) unless "
         "--no-augment. Writes the checkpoint (resumable with --resume), each pattern's orientation and scale, the "
         "learned intensity and the loss curve. With ground truth in the CXI file the orientation error is "
