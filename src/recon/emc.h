@@ -27,7 +27,8 @@
  * Layout of the work (see docs/emc.md): rotations are processed in tiles of
  * EW_EMC_TILE; a tile is expanded into a pixel-major buffer logW[p][j] so that
  * every photon adds one contiguous vector of EW_EMC_TILE log-intensities to
- * its pattern's likelihood row. Compress is the transposed product. OpenMP
+ * its pattern's likelihood row. Compress is the transposed product, read
+ * pixel-major within chunks of patterns where most of them have P > 0. OpenMP
  * threads take tiles of rotations; with EW_HAVE_MPI the patterns are split
  * over MPI_COMM_WORLD ranks and each iteration does one MPI_Allreduce.
  *
@@ -50,6 +51,13 @@
 /* Rotations per tile of the expand / likelihood / compress kernels. */
 #ifndef EW_EMC_TILE
 #define EW_EMC_TILE 32
+#endif
+
+/* Patterns per chunk in compress: a chunk's probabilities for one tile
+ * (EW_EMC_CHUNK x EW_EMC_TILE floats, 128 KB) stay in L2 while its photons
+ * are read pixel by pixel. At most 65536. */
+#ifndef EW_EMC_CHUNK
+#define EW_EMC_CHUNK 1024
 #endif
 
 /* Pixel mask values (Dragonfly's convention). */
@@ -105,11 +113,14 @@ typedef struct {
     const char *checkpoint; /* HDF5 path rewritten atomically after each iteration; NULL: none */
     int no_mpi;           /* 1: ignore MPI even when built with it and initialized (this rank runs all
                              patterns alone; used to compare against the distributed run) */
+    int compress_path;    /* how compress reads a chunk of patterns: 0 (default) chooses per chunk and
+                             tile, 1 always pixel by pixel, 2 always photon by photon; the three agree
+                             to float rounding (1 and 2 exist for tests and timing) */
 } ew_emc_config_t;
 
 /* Defaults: n_vox 0, ds 0, beta_start 1, beta_factor 1, beta_period 10,
  * beta_max 1, update_scale 1, friedel 1, p_min 1e-6, mem_limit_mb 2048,
- * seed 1, checkpoint NULL, no_mpi 0. */
+ * seed 1, checkpoint NULL, no_mpi 0, compress_path 0. */
 void ew_emc_config_default(ew_emc_config_t *c);
 
 /* Figures of one iteration. */
