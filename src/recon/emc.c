@@ -24,6 +24,10 @@
  * the tile hold at least 1 / EMC_GATHER_RATIO of the chunk's photons
  * (a pixel-major read costs about half a row update per photon) */
 #define EMC_GATHER_RATIO 2
+/* photons ahead whose ln W rows the likelihood loop prefetches */
+#ifndef EMC_PREFETCH
+#define EMC_PREFETCH 8
+#endif
 #ifdef EMC_PROF
 #include <stdio.h>
 static double emc_prof[16];
@@ -690,13 +694,27 @@ static void emc_expand_tile(const ew_emc_t *e, size_t r0, int nt, float wfloor, 
 static inline void emc_like_row(const float *restrict logw, const uint32_t *restrict pix,
                                 const float *restrict cnt, uint64_t h0, uint64_t h1, float *restrict acc)
 {
-    emc_v8 a[NV];
-    for (int v = 0; v < NV; v++) a[v] = (emc_v8){0, 0, 0, 0, 0, 0, 0, 0};
-    for (uint64_t h = h0; h < h1; h++) {
-        const emc_v8 *row = (const emc_v8 *)(logw + (size_t)pix[h] * T);
-        float k = cnt[h];
-        for (int v = 0; v < NV; v++) a[v] += k * row[v];
+    emc_v8 a[NV], b[NV];
+    for (int v = 0; v < NV; v++) a[v] = b[v] = (emc_v8){0, 0, 0, 0, 0, 0, 0, 0};
+    uint64_t h = h0;
+    for (; h + 1 < h1; h += 2) { /* two sums: half the FMA dependency chain */
+        if (h + EMC_PREFETCH + 1 < h1) { /* rows beyond L2: ask for them early */
+            __builtin_prefetch(logw + (size_t)pix[h + EMC_PREFETCH] * T);
+            __builtin_prefetch(logw + (size_t)pix[h + EMC_PREFETCH] * T + 16);
+            __builtin_prefetch(logw + (size_t)pix[h + EMC_PREFETCH + 1] * T);
+            __builtin_prefetch(logw + (size_t)pix[h + EMC_PREFETCH + 1] * T + 16);
+        }
+        const emc_v8 *ra = (const emc_v8 *)(logw + (size_t)pix[h] * T);
+        const emc_v8 *rb = (const emc_v8 *)(logw + (size_t)pix[h + 1] * T);
+        float ka = cnt[h], kb = cnt[h + 1];
+        for (int v = 0; v < NV; v++) a[v] += ka * ra[v], b[v] += kb * rb[v];
     }
+    if (h < h1) {
+        const emc_v8 *ra = (const emc_v8 *)(logw + (size_t)pix[h] * T);
+        float ka = cnt[h];
+        for (int v = 0; v < NV; v++) a[v] += ka * ra[v];
+    }
+    for (int v = 0; v < NV; v++) a[v] += b[v];
     memcpy(acc, a, sizeof a);
 }
 
@@ -711,8 +729,9 @@ typedef float emc_f4 __attribute__((vector_size(16)));
  * 2^n from the exponent bits); x < -700 gives 0, NaN gives NaN, +Inf gives
  * NaN. Vector code: libm's scalar exp was a quarter of the time spent on
  * probabilities. */
-static inline emc_d4 emc_exp4(emc_d4 x)
+static inline void emc_exp4(const emc_d4 *xp, emc_d4 *out) /* pointers: no vector-ABI arguments */
 {
+    emc_d4 x = *xp;
     const emc_d4 magic = {0x1.8p52, 0x1.8p52, 0x1.8p52, 0x1.8p52}; /* adds and rounds to an integer */
     const emc_d4 lo = {-700.0, -700.0, -700.0, -700.0};
     emc_l4 small = x < lo;
@@ -732,10 +751,10 @@ static inline emc_d4 emc_exp4(emc_d4 x)
     p = 1.0 + r * p;
     p = 1.0 + r * p;
     emc_d4 sc = (emc_d4)((ni + 1023) << 52); /* 2^n, n >= -1010 */
-    return (emc_d4)((emc_l4)(p * sc) & ~small);
+    *out = (emc_d4)((emc_l4)(p * sc) & ~small);
 }
 
-static inline double emc_hsum4(emc_d4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+static inline double emc_hsum4(const emc_d4 *v) { return ((*v)[0] + (*v)[1]) + ((*v)[2] + (*v)[3]); }
 
 /* Per-thread, per-pattern running log-sum-exp and moments. */
 typedef struct {
@@ -774,14 +793,16 @@ static inline void emc_acc_add(emc_acc_t *a, const float *L, const double *lw, c
         emc_f4 lf;
         memcpy(&lf, L + 4 * v, sizeof lf);
         t -= a->m;
-        emc_d4 p = (emc_d4)((emc_l4)emc_exp4(t) & ~(t < cut));
+        emc_d4 p;
+        emc_exp4(&t, &p);
+        p = (emc_d4)((emc_l4)p & ~(t < cut));
         S += p;
         U += p * uv;
         TL += p * __builtin_convertvector(lf, emc_d4);
     }
-    a->S += emc_hsum4(S);
-    a->U += emc_hsum4(U);
-    a->TL += emc_hsum4(TL);
+    a->S += emc_hsum4(&S);
+    a->U += emc_hsum4(&U);
+    a->TL += emc_hsum4(&TL);
 }
 
 static void emc_acc_merge(emc_acc_t *a, const emc_acc_t *b)
@@ -826,11 +847,17 @@ static void emc_merge_tile(const ew_emc_t *e, size_t r0, int nt, const float *vi
                 emc_weights(co->tx[i - i0], co->ty[i - i0], co->tz[i - i0], wt);
                 float v = view[(size_t)e->mergep[i] * T + j];
                 float dv = aj * corr[i];
-                size_t off[8] = {0, 1, o2, o2 + 1, o4, o4 + 1, o4 + o2, o4 + o2 + 1};
+                /* corners x and x+1 are 4 adjacent floats (num, den, num, den):
+                 * one 16-byte update per (y, z) corner pair, the same
+                 * products and sums as 16 scalar updates */
+                const emc_f4 vd = {v, dv, v, dv};
+                const size_t off[4] = {0, 2 * o2, 2 * o4, 2 * (o4 + o2)};
                 float *q = nd + 2 * (size_t)b;
-                for (int k = 0; k < 8; k++) {
-                    q[2 * off[k]] += wt[k] * v;
-                    q[2 * off[k] + 1] += wt[k] * dv;
+                for (int k = 0; k < 4; k++) {
+                    emc_f4 acc, w = {wt[2 * k], wt[2 * k], wt[2 * k + 1], wt[2 * k + 1]};
+                    memcpy(&acc, q + off[k], sizeof acc);
+                    acc += w * vd;
+                    memcpy(q + off[k], &acc, sizeof acc);
                 }
             }
         }
@@ -1029,6 +1056,7 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
             /* ln w of the tile (unused slots: -inf, masked out by okt) */
             double lwt[T] __attribute__((aligned(32)));
             emc_l4 okt[ND];
+            memset(okt, 0, sizeof okt);
             for (int j = 0; j < T; j++) {
                 at[j] = 0, Lt[j] = 0;
                 lwt[j] = j < nt ? e->logw[r0 + j] : -INFINITY;
@@ -1062,7 +1090,9 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
                         memcpy(&atv, at + 4 * v, sizeof atv);
                         emc_d4 x = beta * __builtin_convertvector(lf, emc_d4) + lwv - lse[d];
                         emc_l4 ok = (x >= lmin) & okt[v];
-                        emc_f4 pf = __builtin_convertvector((emc_d4)((emc_l4)emc_exp4(x) & ok), emc_f4);
+                        emc_d4 ex;
+                        emc_exp4(&x, &ex);
+                        emc_f4 pf = __builtin_convertvector((emc_d4)((emc_l4)ex & ok), emc_f4);
                         atv += __builtin_convertvector(pf, emc_d4) * phi[d];
                         memcpy(Pd + 4 * v, &pf, sizeof pf);
                         memcpy(at + 4 * v, &atv, sizeof atv);
