@@ -936,12 +936,13 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
     PROF_T(pt);
     ew_status_t st = EW_OK;
 
-    /* dense float store of L when it fits */
+    /* dense float store of L when it fits, tile-major: L[d][r0 + j] at
+     * Lst[(r0 / T * N + d) * T + j], so both passes stream it */
     size_t lbytes = 0;
-    int dense = ew_size_mul3(N, R, sizeof(float), &lbytes) == EW_OK &&
+    int dense = ew_size_mul3(N, ntile * T, sizeof(float), &lbytes) == EW_OK &&
                 lbytes <= e->cfg.mem_limit_mb * (size_t)1048576;
     ew_error_clear();
-    float *Lst = dense ? emc_work(e, EW_EMC_WK_LSTORE, N * R, sizeof(float)) : NULL;
+    float *Lst = dense ? emc_work(e, EW_EMC_WK_LSTORE, N * ntile, T * sizeof(float)) : NULL;
     if (dense && !Lst) dense = 0, ew_error_clear();
     if (!dense) emc_work_free(e, EW_EMC_WK_LSTORE);
 
@@ -991,7 +992,7 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
             for (size_t d = 0; d < N; d++) {
                 emc_like_row(logw, e->o_pix, e->o_cnt, e->o_off[d], e->o_off[d + 1], Lt);
                 for (int j = 0; j < nt; j++) Lt[j] -= (float)(phi[d] * ut[j]);
-                if (dense) memcpy(Lst + d * R + r0, Lt, (size_t)nt * sizeof(float));
+                if (dense) memcpy(Lst + (t * N + d) * T, Lt, (size_t)nt * sizeof(float));
                 emc_acc_add(&acc[d], Lt, e->logw + r0, ut, beta, r0, nt);
             }
             t_like += emc_elapsed(&t0);
@@ -1071,7 +1072,7 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
                 uint64_t hits_of_hit = 0; /* merge hits of the patterns with some P > 0 */
                 for (size_t d = dc0; d < dc1; d++) {
                     if (dense) {
-                        memcpy(Lt, Lst + d * R + r0, (size_t)nt * sizeof(float));
+                        memcpy(Lt, Lst + (t * N + d) * T, (size_t)nt * sizeof(float));
                     } else {
                         double tl = ew_time_now();
                         emc_like_row(logw, e->o_pix, e->o_cnt, e->o_off[d], e->o_off[d + 1], Lt);
