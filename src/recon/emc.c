@@ -766,17 +766,28 @@ typedef struct {
     int32_t br;    /* its rotation */
 } emc_acc_t;
 
-static inline void emc_acc_add(emc_acc_t *a, const float *L, const double *lw, const double *u, double beta,
-                               size_t r0, int nt)
+/* Add one tile's x = beta L + ln w to the pattern's accumulator; lwt is
+ * ln w of the tile, -inf in unused slots (L is finite there). Vector code;
+ * the maximum ignores NaN, which then reaches S and flags the pattern. */
+static inline void emc_acc_add(emc_acc_t *a, const float *L, const double *lwt, const double *u, double beta,
+                               size_t r0)
 {
-    double x[T] __attribute__((aligned(32))), tm = -INFINITY;
-    int tb = -1;
-    for (int j = 0; j < nt; j++) {
-        x[j] = beta * L[j] + lw[j];
-        if (x[j] > tm) tm = x[j], tb = j;
+    emc_d4 x[ND], mv = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    for (int v = 0; v < ND; v++) {
+        emc_f4 lf;
+        emc_d4 lw;
+        memcpy(&lf, L + 4 * v, sizeof lf);
+        memcpy(&lw, lwt + 4 * v, sizeof lw);
+        x[v] = beta * __builtin_convertvector(lf, emc_d4) + lw;
+        emc_l4 gt = x[v] > mv;
+        mv = (emc_d4)(((emc_l4)x[v] & gt) | ((emc_l4)mv & ~gt));
     }
-    if (tb < 0) return;
-    for (int j = nt; j < T; j++) x[j] = -INFINITY; /* unused slots: weight 0 */
+    double tm = mv[0];
+    for (int k = 1; k < 4; k++)
+        if (mv[k] > tm) tm = mv[k];
+    if (!(tm > -INFINITY)) return; /* every slot -inf or NaN */
+    int tb = 0;
+    while (!(x[tb / 4][tb % 4] == tm)) tb++; /* first slot holding the maximum */
     if (tm > a->bx) a->bx = tm, a->br = (int32_t)(r0 + (size_t)tb);
     if (tm > a->m) {
         double f = isfinite(a->m) ? exp(a->m - tm) : 0.0;
@@ -787,12 +798,10 @@ static inline void emc_acc_add(emc_acc_t *a, const float *L, const double *lw, c
     const emc_d4 cut = {-EMC_EXP_CUT, -EMC_EXP_CUT, -EMC_EXP_CUT, -EMC_EXP_CUT};
     emc_d4 S = {0, 0, 0, 0}, U = S, TL = S;
     for (int v = 0; v < ND; v++) {
-        emc_d4 t, uv;
-        memcpy(&t, x + 4 * v, sizeof t);
+        emc_d4 t = x[v] - a->m, uv;
         memcpy(&uv, u + 4 * v, sizeof uv);
         emc_f4 lf;
         memcpy(&lf, L + 4 * v, sizeof lf);
-        t -= a->m;
         emc_d4 p;
         emc_exp4(&t, &p);
         p = (emc_d4)((emc_l4)p & ~(t < cut));
@@ -979,21 +988,29 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
         float *logw = logw_all + (size_t)tid * buf_sz;
         emc_acc_t *acc = acc_all + (size_t)tid * N;
         float *tmp = tmp_all + (size_t)tid * T * e->n_good;
-        float Lt[T];
-        double ut[T];
+        float Lt[T] __attribute__((aligned(32)));
+        double ut[T] __attribute__((aligned(32))), lwt[T] __attribute__((aligned(32)));
         double t0 = ew_time_now();
 #pragma omp for schedule(static)
         for (size_t t = 0; t < ntile; t++) {
             size_t r0 = t * T;
             int nt = (int)(R - r0 < T ? R - r0 : T);
-            emc_expand_tile(e, r0, nt, wfloor, logw, ut, tmp);
+            emc_expand_tile(e, r0, nt, wfloor, logw, ut, tmp); /* ut[j] = 0 for j >= nt */
             for (int j = 0; j < nt; j++) u[r0 + j] = ut[j];
+            for (int j = 0; j < T; j++) lwt[j] = j < nt ? e->logw[r0 + j] : -INFINITY;
             t_exp += emc_elapsed(&t0);
             for (size_t d = 0; d < N; d++) {
                 emc_like_row(logw, e->o_pix, e->o_cnt, e->o_off[d], e->o_off[d + 1], Lt);
-                for (int j = 0; j < nt; j++) Lt[j] -= (float)(phi[d] * ut[j]);
+                for (int v = 0; v < ND; v++) { /* L -= phi u */
+                    emc_f4 lf;
+                    emc_d4 uv;
+                    memcpy(&lf, Lt + 4 * v, sizeof lf);
+                    memcpy(&uv, ut + 4 * v, sizeof uv);
+                    lf -= __builtin_convertvector(phi[d] * uv, emc_f4);
+                    memcpy(Lt + 4 * v, &lf, sizeof lf);
+                }
                 if (dense) memcpy(Lst + (t * N + d) * T, Lt, (size_t)nt * sizeof(float));
-                emc_acc_add(&acc[d], Lt, e->logw + r0, ut, beta, r0, nt);
+                emc_acc_add(&acc[d], Lt, lwt, ut, beta, r0);
             }
             t_like += emc_elapsed(&t0);
         }
