@@ -28,15 +28,6 @@
 #ifndef EMC_PREFETCH
 #define EMC_PREFETCH 8
 #endif
-#ifdef EMC_PROF
-#include <stdio.h>
-static double emc_prof[16];
-#define PROF_T(v) double v = ew_time_now()
-#define PROF_ADD(k, t) do { double _n = ew_time_now(); _Pragma("omp atomic") emc_prof[k] += _n - (t); (t) = _n; } while (0)
-#else
-#define PROF_T(v) (void)0
-#define PROF_ADD(k, t) (void)0
-#endif
 
 void ew_emc_config_default(ew_emc_config_t *c)
 {
@@ -942,7 +933,6 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
     const double lpmin = e->cfg.p_min > 0 ? log(e->cfg.p_min) : -INFINITY;
     const int nth = omp_get_max_threads();
     double t_start = ew_time_now();
-    PROF_T(pt);
     ew_status_t st = EW_OK;
 
     /* dense float store of L when it fits, tile-major: L[d][r0 + j] at
@@ -980,7 +970,6 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
     for (size_t i = 0; i < N; i++) phi[i] = e->scale[e->d0 + i];
 
     double t_exp = 0, t_like = 0, t_comp = 0;
-    PROF_ADD(0, pt);
     /* ---- pass A: expand, likelihood, per-pattern log-sum-exp ---- */
 #pragma omp parallel reduction(+ : t_exp, t_like)
     {
@@ -1015,7 +1004,6 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
             t_like += emc_elapsed(&t0);
         }
     }
-    PROF_ADD(1, pt);
     /* combine threads in order; normalize; new scale factors */
     double s_mi = 0, s_ll = 0, s_conf = 0, s_phi = 0;
     int bad_d = -1;
@@ -1045,7 +1033,6 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
     /* ---- pass C: probabilities, compress (skipped after a NaN, but every
      * rank still joins the all-reduce so that all of them stop together) ---- */
     const size_t ntile_c = bad_d < 0 ? ntile : 0;
-    PROF_ADD(2, pt);
 #pragma omp parallel reduction(+ : t_exp, t_like, t_comp)
     {
         int tid = omp_get_thread_num();
@@ -1055,9 +1042,7 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
         float *tmp = tmp_all + (size_t)tid * T * e->n_good;
         float *pblk = pblk_all + (size_t)tid * EW_EMC_CHUNK * T;
         uint16_t hitd[EW_EMC_CHUNK];
-        PROF_T(qt);
         memset(nd, 0, 2 * n3 * sizeof(float)); /* first touch by its thread */
-        PROF_ADD(10, qt);
         float Lt[T] __attribute__((aligned(32)));
         double ut[T], at[T] __attribute__((aligned(32)));
         double t0 = ew_time_now();
@@ -1069,7 +1054,6 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
                 emc_expand_tile(e, r0, nt, wfloor, logw, ut, tmp);
                 t_exp += emc_elapsed(&t0);
             }
-            PROF_T(ct);
             memset(view, 0, buf_sz * sizeof(float));
             /* ln w of the tile (unused slots: -inf, masked out by okt) */
             double lwt[T] __attribute__((aligned(32)));
@@ -1121,16 +1105,11 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
                         hits_of_hit += e->m_off[d + 1] - e->m_off[d];
                     }
                 }
-                PROF_ADD(3, ct);
                 if (nhit == 0) continue;
                 any = 1;
                 int gather = e->cfg.compress_path == 1 ||
                              (e->cfg.compress_path == 0 &&
                               EMC_GATHER_RATIO * hits_of_hit >= e->m_off[dc1] - e->m_off[dc0]);
-#ifdef EMC_PROF
-#pragma omp atomic
-                emc_prof[11 + gather] += 1;
-#endif
                 if (gather) {
                     /* most photons belong to patterns with P > 0: pixel by
                      * pixel, the sum of k P over the chunk's patterns */
@@ -1148,15 +1127,12 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
                         }
                     }
                 }
-                PROF_ADD(4, ct);
             }
             if (any) emc_merge_tile(e, r0, nt, view, at, nd);
-            PROF_ADD(5, ct);
             t_comp += emc_elapsed(&t0) - tl_tile;
             t_like += tl_tile;
         }
     }
-    PROF_ADD(6, pt);
     /* reduce the thread volumes (in thread order: deterministic) */
     {
         double t0 = ew_time_now();
@@ -1194,7 +1170,6 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
             goto done;
         }
         double mean_phi = sc[3] / Nt;
-        PROF_ADD(7, pt);
         if (e->cfg.friedel) emc_friedel(num, n), emc_friedel(den, n);
         double sq = 0;
         size_t badv = (size_t)-1;
@@ -1236,7 +1211,6 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
             stats->dense_store = dense;
         }
     }
-    PROF_ADD(8, pt);
     if (e->checkpoint) st = ew_emc_save(e, e->checkpoint);
     if (stats) stats->t_total = ew_time_now() - t_start;
     if (stats && e->rank == 0)
@@ -1245,11 +1219,5 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
                 it, beta, stats->rms_change, stats->mutual_info, stats->avg_loglik, stats->frac_confident,
                 stats->t_total, stats->t_expand, stats->t_likelihood, stats->t_compress);
 done:
-#ifdef EMC_PROF
-    PROF_ADD(9, pt);
-    fprintf(stderr, "PROF alloc %.3f passA %.3f combine %.3f | C: P %.3f scatter %.3f merge %.3f (thread sums) memset %.3f wall %.3f | reduce %.3f update %.3f free %.3f | total %.3f | scatter chunks %.0f gather chunks %.0f\n",
-            emc_prof[0], emc_prof[1], emc_prof[2], emc_prof[3], emc_prof[4], emc_prof[5], emc_prof[10], emc_prof[6], emc_prof[7], emc_prof[8], emc_prof[9], ew_time_now() - t_start, emc_prof[11], emc_prof[12]);
-    memset(emc_prof, 0, sizeof emc_prof);
-#endif
     return st;
 }
