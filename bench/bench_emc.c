@@ -265,6 +265,7 @@ static void run_dragonfly(FILE *js, int iters)
                     "\"dense_store\":%d}",
                 first ? "" : ",", lvl, R, t.t_iter, t.t_cpu, t.t_exp, t.t_like, t.t_comp, t.terms, t.gfma,
                 t.gfma * 1e9 / peak, ref[i], ref[i] / (t.t_iter * scale), ref[i] / (t.t_cpu * scale), t.dense);
+        first = 0;
     }
     fprintf(js, "]},");
     ew_emc_sparse_free(&sp);
