@@ -337,6 +337,8 @@ static void emc_friedel(double *v, int n)
         /* even n: the centre is c = n/2, the partner of index i is 2c - i,
          * which for i = 0 falls outside; those planes stay as they are. */
         int c = n / 2;
+        /* a pair (a, b) is done by the thread of the plane of a < b only */
+#pragma omp parallel for schedule(static)
         for (int z = 1; z < n; z++)
             for (int y = 1; y < n; y++)
                 for (int x = 1; x < n; x++) {
@@ -349,6 +351,7 @@ static void emc_friedel(double *v, int n)
                 }
         return;
     }
+#pragma omp parallel for schedule(static)
     for (size_t a = 0; a < n3 / 2; a++) {
         size_t b = n3 - 1 - a;
         double m = 0.5 * (v[a] + v[b]);
@@ -1172,13 +1175,14 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
         double mean_phi = sc[3] / Nt;
         if (e->cfg.friedel) emc_friedel(num, n), emc_friedel(den, n);
         double sq = 0;
-        size_t badv = (size_t)-1;
+        size_t badv = (size_t)-1; /* the first bad voxel */
+#pragma omp parallel for schedule(static) reduction(+ : sq) reduction(min : badv)
         for (size_t i = 0; i < n3; i++) {
             double old = e->model.data[i];
             double v = den[i] > 0 ? num[i] / den[i] * mean_phi : old;
             if (!isfinite(v) || v > FLT_MAX) {
-                badv = i;
-                break;
+                if (i < badv) badv = i;
+                continue;
             }
             num[i] = v;
             sq += (v - old) * (v - old);
