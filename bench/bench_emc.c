@@ -14,8 +14,10 @@
  *    their rate with the machine's fp32 FMA peak.
  * 3. recon: simulated 2cex intensities (64 x 64 detector, a few thousand
  *    patterns, ~1000 photons each, fluence jitter): EMC from a random start,
- *    intensity FSC against the aligned truth and the median orientation
- *    error against the grid spacing.
+ *    shell-centred intensity FSC against the aligned truth (the done
+ *    criterion; the plain FSC is printed beside it, and the centred FSC of
+ *    the same patterns merged at their true orientations as the floor) and
+ *    the median orientation error against the grid spacing.
  * --quick shrinks everything (for a smoke run). The last line is JSON.
  */
 #include <math.h>
