@@ -721,8 +721,8 @@ typedef float emc_f4 __attribute__((vector_size(16)));
 /* exp of 4 doubles, relative error below 1e-14 (range reduction
  * x = n ln 2 + r, |r| <= ln 2 / 2, Taylor series of degree 11 for e^r,
  * 2^n from the exponent bits); x < -700 gives 0, NaN gives NaN, +Inf gives
- * NaN. Vector code: libm's scalar exp was a quarter of the time spent on
- * probabilities. */
+ * NaN. Vector code: libm's scalar exp, called ~2e8 times per iteration at
+ * Dragonfly's size, was 6% of the profile. */
 static inline void emc_exp4(const emc_d4 *xp, emc_d4 *out) /* pointers: no vector-ABI arguments */
 {
     emc_d4 x = *xp;
