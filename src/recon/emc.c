@@ -20,6 +20,14 @@
 /* pixels per block in the expand and merge loops */
 #define EMC_PIX_BLOCK 256
 #define EMC_PIX_BLOCK_MAX EMC_PIX_BLOCK
+/* compress reads a chunk pixel-major when the patterns with some P > 0 in
+ * the tile hold at least 1 / EMC_GATHER_RATIO of the chunk's photons
+ * (a pixel-major read costs about half a row update per photon) */
+#define EMC_GATHER_RATIO 2
+/* photons ahead whose ln W rows the likelihood loop prefetches */
+#ifndef EMC_PREFETCH
+#define EMC_PREFETCH 8
+#endif
 
 void ew_emc_config_default(ew_emc_config_t *c)
 {
@@ -179,6 +187,73 @@ static ew_status_t emc_take_data(ew_emc_t *e, const ew_emc_sparse_t *data, const
     return EW_OK;
 }
 
+static int emc_u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Pixel-major copy of the merge hits within chunks of EW_EMC_CHUNK
+ * patterns (see ew_emc_t.ck_run). */
+static ew_status_t emc_build_chunks(ew_emc_t *e)
+{
+    const size_t C = EW_EMC_CHUNK, nck = (e->nloc + C - 1) / C;
+    const size_t nh = (size_t)e->m_off[e->nloc];
+    uint32_t *stamp = ew_calloc_array(e->npix, sizeof *stamp); /* chunk + 1 that last saw the pixel */
+    uint64_t *pos = ew_alloc_array(e->npix, sizeof *pos);
+    e->n_chunk = nck;
+    e->ck_run = ew_alloc_array(nck + 1, sizeof *e->ck_run);
+    e->ent_d = ew_alloc_array(nh ? nh : 1, sizeof *e->ent_d);
+    e->ent_k = ew_alloc_array(nh ? nh : 1, sizeof *e->ent_k);
+    if (!stamp || !pos || !e->ck_run || !e->ent_d || !e->ent_k || nck >= UINT32_MAX) {
+        ew_free(stamp), ew_free(pos);
+        return EW_ERR_NOMEM;
+    }
+    size_t nruns = 0;
+    for (size_t c = 0; c < nck; c++) {
+        size_t d1 = (c + 1) * C < e->nloc ? (c + 1) * C : e->nloc;
+        e->ck_run[c] = nruns;
+        for (uint64_t h = e->m_off[c * C]; h < e->m_off[d1]; h++)
+            if (stamp[e->m_pix[h]] != (uint32_t)(c + 1)) stamp[e->m_pix[h]] = (uint32_t)(c + 1), nruns++;
+    }
+    e->ck_run[nck] = nruns;
+    e->run_pix = ew_alloc_array(nruns ? nruns : 1, sizeof *e->run_pix);
+    e->run_off = ew_alloc_array(nruns + 1, sizeof *e->run_off);
+    if (!e->run_pix || !e->run_off) {
+        ew_free(stamp), ew_free(pos);
+        return EW_ERR_NOMEM;
+    }
+    memset(stamp, 0, e->npix * sizeof *stamp);
+    for (size_t c = 0; c < nck; c++) {
+        size_t d0 = c * C, d1 = (c + 1) * C < e->nloc ? (c + 1) * C : e->nloc;
+        uint64_t r0 = e->ck_run[c], r1 = e->ck_run[c + 1], nr = 0;
+        uint32_t *px = e->run_pix + r0;
+        for (uint64_t h = e->m_off[d0]; h < e->m_off[d1]; h++) {
+            uint32_t p = e->m_pix[h];
+            if (stamp[p] != (uint32_t)(c + 1)) stamp[p] = (uint32_t)(c + 1), px[nr++] = p, pos[p] = 0;
+            pos[p]++;
+        }
+        EW_ASSERT(nr == r1 - r0);
+        qsort(px, (size_t)nr, sizeof *px, emc_u32_cmp);
+        uint64_t at = e->m_off[d0];
+        for (uint64_t r = r0; r < r1; r++) {
+            uint64_t cnt = pos[e->run_pix[r]];
+            e->run_off[r] = at;
+            pos[e->run_pix[r]] = at;
+            at += cnt;
+        }
+        for (size_t d = d0; d < d1; d++)
+            for (uint64_t h = e->m_off[d]; h < e->m_off[d + 1]; h++) {
+                uint64_t q = pos[e->m_pix[h]]++;
+                e->ent_d[q] = (uint16_t)(d - d0);
+                e->ent_k[q] = e->m_cnt[h];
+            }
+    }
+    e->run_off[nruns] = nh;
+    ew_free(stamp), ew_free(pos);
+    return EW_OK;
+}
+
 static ew_status_t emc_check_inputs(const ew_emc_config_t *c, const ew_emc_pixels_t *det,
                                     const ew_emc_sparse_t *data)
 {
@@ -208,6 +283,8 @@ static ew_status_t emc_check_inputs(const ew_emc_config_t *c, const ew_emc_pixel
         return ew_fail(EW_ERR_ARG, "EMC: beta schedule (start %g, factor %g, period %d, max %g) is invalid",
                        c->beta_start, c->beta_factor, c->beta_period, c->beta_max);
     if (!(c->p_min >= 0 && c->p_min < 1)) return ew_fail(EW_ERR_ARG, "EMC: p_min = %g is not in [0, 1)", c->p_min);
+    if (c->compress_path < 0 || c->compress_path > 2)
+        return ew_fail(EW_ERR_ARG, "EMC: compress_path = %d is not 0, 1 or 2", c->compress_path);
     if (c->n_vox < 0 || (c->n_vox > 0 && c->n_vox < 3) || c->n_vox > 1024)
         return ew_fail(EW_ERR_ARG, "EMC: n_vox = %d is not 0 or in [3, 1024]", c->n_vox);
     if (!(c->ds >= 0) || !isfinite(c->ds)) return ew_fail(EW_ERR_ARG, "EMC: ds = %g is invalid", c->ds);
@@ -260,6 +337,8 @@ static void emc_friedel(double *v, int n)
         /* even n: the centre is c = n/2, the partner of index i is 2c - i,
          * which for i = 0 falls outside; those planes stay as they are. */
         int c = n / 2;
+        /* a pair (a, b) is done by the thread of the plane of a < b only */
+#pragma omp parallel for schedule(static)
         for (int z = 1; z < n; z++)
             for (int y = 1; y < n; y++)
                 for (int x = 1; x < n; x++) {
@@ -272,6 +351,7 @@ static void emc_friedel(double *v, int n)
                 }
         return;
     }
+#pragma omp parallel for schedule(static)
     for (size_t a = 0; a < n3 / 2; a++) {
         size_t b = n3 - 1 - a;
         double m = 0.5 * (v[a] + v[b]);
@@ -386,7 +466,7 @@ ew_status_t ew_emc_create(ew_emc_t **out, const ew_emc_config_t *cfg, const ew_e
     for (size_t i = 0; i < e->n_merge; i++)
         for (int k = 0; k < 4; k++)
             e->m_soa[k * e->m_ld + i] = k < 3 ? e->s[3 * (size_t)e->mergep[i] + k] : e->corr[e->mergep[i]];
-    if ((st = emc_take_data(e, data, det->mask)) != EW_OK) goto fail;
+    if ((st = emc_take_data(e, data, det->mask)) != EW_OK || (st = emc_build_chunks(e)) != EW_OK) goto fail;
     if ((st = emc_set_grid(e, grid)) != EW_OK) goto fail;
 
     double ksum = 0, allsum = 0;
@@ -447,9 +527,12 @@ void ew_emc_free(ew_emc_t *e)
     ew_free(e->s), ew_free(e->corr), ew_free(e->good), ew_free(e->mergep), ew_free(e->g_soa), ew_free(e->m_soa);
     ew_free(e->o_off), ew_free(e->o_pix), ew_free(e->o_cnt);
     ew_free(e->m_off), ew_free(e->m_pix), ew_free(e->m_cnt), ew_free(e->K);
+    ew_free(e->ck_run), ew_free(e->run_pix), ew_free(e->run_off), ew_free(e->ent_d);
+    ew_free(e->ent_k);
     ew_free(e->grid.quat), ew_free(e->grid.weight), ew_free(e->rotmat), ew_free(e->logw), ew_free(e->perm);
     ew_rvol_free(&e->model);
     ew_free(e->scale), ew_free(e->best_rot), ew_free(e->best_prob);
+    for (int k = 0; k < EW_EMC_WK_COUNT; k++) ew_free(e->wk[k]);
     free(e);
 }
 
@@ -545,6 +628,7 @@ static inline void emc_weights(float tx, float ty, float tz, float wt[8])
 typedef float emc_v8 __attribute__((vector_size(32)));
 #define NV (T / 8)
 _Static_assert(T % 8 == 0, "EW_EMC_TILE must be a multiple of 8");
+_Static_assert(EW_EMC_CHUNK >= 1 && EW_EMC_CHUNK <= 65536, "EW_EMC_CHUNK must be in [1, 65536]");
 
 /* Expand rotations r0 .. r0+nt-1 into logw[p*T + j] = ln max(W_rp, wfloor)
  * for the good pixels p, and u[j] = sum_p W_rp. Unused tile slots get 0.
@@ -604,15 +688,67 @@ static void emc_expand_tile(const ew_emc_t *e, size_t r0, int nt, float wfloor, 
 static inline void emc_like_row(const float *restrict logw, const uint32_t *restrict pix,
                                 const float *restrict cnt, uint64_t h0, uint64_t h1, float *restrict acc)
 {
-    emc_v8 a[NV];
-    for (int v = 0; v < NV; v++) a[v] = (emc_v8){0, 0, 0, 0, 0, 0, 0, 0};
-    for (uint64_t h = h0; h < h1; h++) {
-        const emc_v8 *row = (const emc_v8 *)(logw + (size_t)pix[h] * T);
-        float k = cnt[h];
-        for (int v = 0; v < NV; v++) a[v] += k * row[v];
+    emc_v8 a[NV], b[NV];
+    for (int v = 0; v < NV; v++) a[v] = b[v] = (emc_v8){0, 0, 0, 0, 0, 0, 0, 0};
+    uint64_t h = h0;
+    for (; h + 1 < h1; h += 2) { /* two sums: half the FMA dependency chain */
+        if (h + EMC_PREFETCH + 1 < h1) { /* rows beyond L2: ask for them early */
+            __builtin_prefetch(logw + (size_t)pix[h + EMC_PREFETCH] * T);
+            __builtin_prefetch(logw + (size_t)pix[h + EMC_PREFETCH] * T + 16);
+            __builtin_prefetch(logw + (size_t)pix[h + EMC_PREFETCH + 1] * T);
+            __builtin_prefetch(logw + (size_t)pix[h + EMC_PREFETCH + 1] * T + 16);
+        }
+        const emc_v8 *ra = (const emc_v8 *)(logw + (size_t)pix[h] * T);
+        const emc_v8 *rb = (const emc_v8 *)(logw + (size_t)pix[h + 1] * T);
+        float ka = cnt[h], kb = cnt[h + 1];
+        for (int v = 0; v < NV; v++) a[v] += ka * ra[v], b[v] += kb * rb[v];
     }
+    if (h < h1) {
+        const emc_v8 *ra = (const emc_v8 *)(logw + (size_t)pix[h] * T);
+        float ka = cnt[h];
+        for (int v = 0; v < NV; v++) a[v] += ka * ra[v];
+    }
+    for (int v = 0; v < NV; v++) a[v] += b[v];
     memcpy(acc, a, sizeof a);
 }
+
+/* Vectors of 4 doubles for the probabilities. */
+typedef double emc_d4 __attribute__((vector_size(32)));
+typedef int64_t emc_l4 __attribute__((vector_size(32)));
+typedef float emc_f4 __attribute__((vector_size(16)));
+#define ND (T / 4)
+
+/* exp of 4 doubles, relative error below 1e-14 (range reduction
+ * x = n ln 2 + r, |r| <= ln 2 / 2, Taylor series of degree 11 for e^r,
+ * 2^n from the exponent bits); x < -700 gives 0, NaN gives NaN, +Inf gives
+ * NaN. Vector code: libm's scalar exp, called ~2e8 times per iteration at
+ * Dragonfly's size, was 6% of the profile. */
+static inline void emc_exp4(const emc_d4 *xp, emc_d4 *out) /* pointers: no vector-ABI arguments */
+{
+    emc_d4 x = *xp;
+    const emc_d4 magic = {0x1.8p52, 0x1.8p52, 0x1.8p52, 0x1.8p52}; /* adds and rounds to an integer */
+    const emc_d4 lo = {-700.0, -700.0, -700.0, -700.0};
+    emc_l4 small = x < lo;
+    x = (emc_d4)(((emc_l4)x & ~small) | ((emc_l4)lo & small));
+    emc_d4 t = x * 1.4426950408889634 + magic; /* x / ln 2 rounded, in the low mantissa bits */
+    emc_d4 n = t - magic;
+    emc_l4 ni = (emc_l4)t - (emc_l4)magic;
+    emc_d4 r = (x - n * 0x1.62e42fefa3800p-1) - n * 0x1.ef35793c76730p-45; /* ln 2 in two parts */
+    emc_d4 p = 1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800));
+    p = 1.0 / 40320 + r * p;
+    p = 1.0 / 5040 + r * p;
+    p = 1.0 / 720 + r * p;
+    p = 1.0 / 120 + r * p;
+    p = 1.0 / 24 + r * p;
+    p = 1.0 / 6 + r * p;
+    p = 0.5 + r * p;
+    p = 1.0 + r * p;
+    p = 1.0 + r * p;
+    emc_d4 sc = (emc_d4)((ni + 1023) << 52); /* 2^n, n >= -1010 */
+    *out = (emc_d4)((emc_l4)(p * sc) & ~small);
+}
+
+static inline double emc_hsum4(const emc_d4 *v) { return ((*v)[0] + (*v)[1]) + ((*v)[2] + (*v)[3]); }
 
 /* Per-thread, per-pattern running log-sum-exp and moments. */
 typedef struct {
@@ -624,30 +760,52 @@ typedef struct {
     int32_t br;    /* its rotation */
 } emc_acc_t;
 
-static inline void emc_acc_add(emc_acc_t *a, const float *L, const double *lw, const double *u, double beta,
-                               size_t r0, int nt)
+/* Add one tile's x = beta L + ln w to the pattern's accumulator; lwt is
+ * ln w of the tile, -inf in unused slots (L is finite there). Vector code;
+ * the maximum ignores NaN, which then reaches S and flags the pattern. */
+static inline void emc_acc_add(emc_acc_t *a, const float *L, const double *lwt, const double *u, double beta,
+                               size_t r0)
 {
-    double x[T], tm = -INFINITY;
-    int tb = -1;
-    for (int j = 0; j < nt; j++) {
-        x[j] = beta * L[j] + lw[j];
-        if (x[j] > tm) tm = x[j], tb = j;
+    emc_d4 x[ND], mv = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    for (int v = 0; v < ND; v++) {
+        emc_f4 lf;
+        emc_d4 lw;
+        memcpy(&lf, L + 4 * v, sizeof lf);
+        memcpy(&lw, lwt + 4 * v, sizeof lw);
+        x[v] = beta * __builtin_convertvector(lf, emc_d4) + lw;
+        emc_l4 gt = x[v] > mv;
+        mv = (emc_d4)(((emc_l4)x[v] & gt) | ((emc_l4)mv & ~gt));
     }
-    if (tb < 0) return;
+    double tm = mv[0];
+    for (int k = 1; k < 4; k++)
+        if (mv[k] > tm) tm = mv[k];
+    if (!(tm > -INFINITY)) return; /* every slot -inf or NaN */
+    int tb = 0;
+    while (!(x[tb / 4][tb % 4] == tm)) tb++; /* first slot holding the maximum */
     if (tm > a->bx) a->bx = tm, a->br = (int32_t)(r0 + (size_t)tb);
     if (tm > a->m) {
         double f = isfinite(a->m) ? exp(a->m - tm) : 0.0;
         a->S *= f, a->U *= f, a->TL *= f;
         a->m = tm;
     }
-    for (int j = 0; j < nt; j++) {
-        double t = x[j] - a->m;
-        if (t < -EMC_EXP_CUT) continue;
-        double p = exp(t);
-        a->S += p;
-        a->U += p * u[j];
-        a->TL += p * L[j];
+    /* terms below e^-36 of the running maximum are dropped (NaN is kept) */
+    const emc_d4 cut = {-EMC_EXP_CUT, -EMC_EXP_CUT, -EMC_EXP_CUT, -EMC_EXP_CUT};
+    emc_d4 S = {0, 0, 0, 0}, U = S, TL = S;
+    for (int v = 0; v < ND; v++) {
+        emc_d4 t = x[v] - a->m, uv;
+        memcpy(&uv, u + 4 * v, sizeof uv);
+        emc_f4 lf;
+        memcpy(&lf, L + 4 * v, sizeof lf);
+        emc_d4 p;
+        emc_exp4(&t, &p);
+        p = (emc_d4)((emc_l4)p & ~(t < cut));
+        S += p;
+        U += p * uv;
+        TL += p * __builtin_convertvector(lf, emc_d4);
     }
+    a->S += emc_hsum4(&S);
+    a->U += emc_hsum4(&U);
+    a->TL += emc_hsum4(&TL);
 }
 
 static void emc_acc_merge(emc_acc_t *a, const emc_acc_t *b)
@@ -692,14 +850,69 @@ static void emc_merge_tile(const ew_emc_t *e, size_t r0, int nt, const float *vi
                 emc_weights(co->tx[i - i0], co->ty[i - i0], co->tz[i - i0], wt);
                 float v = view[(size_t)e->mergep[i] * T + j];
                 float dv = aj * corr[i];
-                size_t off[8] = {0, 1, o2, o2 + 1, o4, o4 + 1, o4 + o2, o4 + o2 + 1};
+                /* corners x and x+1 are 4 adjacent floats (num, den, num, den):
+                 * one 16-byte update per (y, z) corner pair, the same
+                 * products and sums as 16 scalar updates */
+                const emc_f4 vd = {v, dv, v, dv};
+                const size_t off[4] = {0, 2 * o2, 2 * o4, 2 * (o4 + o2)};
                 float *q = nd + 2 * (size_t)b;
-                for (int k = 0; k < 8; k++) {
-                    q[2 * off[k]] += wt[k] * v;
-                    q[2 * off[k] + 1] += wt[k] * dv;
+                for (int k = 0; k < 4; k++) {
+                    emc_f4 acc, w = {wt[2 * k], wt[2 * k], wt[2 * k + 1], wt[2 * k + 1]};
+                    memcpy(&acc, q + off[k], sizeof acc);
+                    acc += w * vd;
+                    memcpy(q + off[k], &acc, sizeof acc);
                 }
             }
         }
+    }
+}
+
+/* Work buffer k of at least count * size bytes, kept in e between
+ * iterations (contents undefined); grown (old contents dropped) when too
+ * small. NULL with a message when it cannot be allocated. */
+static void *emc_work(ew_emc_t *e, int k, size_t count, size_t size)
+{
+    size_t b = 0;
+    if (count == 0) count = 1;
+    if (ew_size_mul(count, size, &b) != EW_OK) return NULL;
+    if (e->wk[k] && e->wk_bytes[k] >= b) return e->wk[k];
+    ew_free(e->wk[k]);
+    e->wk[k] = ew_alloc_array(count, size);
+    e->wk_bytes[k] = e->wk[k] ? b : 0;
+    return e->wk[k];
+}
+
+static void emc_work_free(ew_emc_t *e, int k)
+{
+    ew_free(e->wk[k]);
+    e->wk[k] = NULL;
+    e->wk_bytes[k] = 0;
+}
+
+/* view[p][0..T-1] += sum over the entries of each pixel run of chunk c of
+ * k * P[d][0..T-1] (P: the chunk's probabilities, EW_EMC_CHUNK x T): the
+ * compress product read pixel-major, the chunk's P rows (128 KB) staying
+ * in L2, one read-modify-write of the view row per run. */
+static void emc_gather_chunk(const ew_emc_t *e, size_t c, const float *P, float *view)
+{
+    for (uint64_t r = e->ck_run[c]; r < e->ck_run[c + 1]; r++) {
+        emc_v8 a[NV], b[NV];
+        for (int v = 0; v < NV; v++) a[v] = b[v] = (emc_v8){0, 0, 0, 0, 0, 0, 0, 0};
+        uint64_t h = e->run_off[r];
+        const uint64_t h1 = e->run_off[r + 1];
+        for (; h + 1 < h1; h += 2) { /* two sums: half the FMA dependency chain */
+            const emc_v8 *pa = (const emc_v8 *)(P + (size_t)e->ent_d[h] * T);
+            const emc_v8 *pb = (const emc_v8 *)(P + (size_t)e->ent_d[h + 1] * T);
+            float ka = e->ent_k[h], kb = e->ent_k[h + 1];
+            for (int v = 0; v < NV; v++) a[v] += ka * pa[v], b[v] += kb * pb[v];
+        }
+        if (h < h1) {
+            const emc_v8 *pa = (const emc_v8 *)(P + (size_t)e->ent_d[h] * T);
+            float ka = e->ent_k[h];
+            for (int v = 0; v < NV; v++) a[v] += ka * pa[v];
+        }
+        emc_v8 *row = (emc_v8 *)(view + (size_t)e->run_pix[r] * T);
+        for (int v = 0; v < NV; v++) row[v] += a[v] + b[v];
     }
 }
 
@@ -725,30 +938,36 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
     double t_start = ew_time_now();
     ew_status_t st = EW_OK;
 
-    /* dense float store of L when it fits */
+    /* dense float store of L when it fits, tile-major: L[d][r0 + j] at
+     * Lst[(r0 / T * N + d) * T + j], so both passes stream it */
     size_t lbytes = 0;
-    int dense = ew_size_mul3(N, R, sizeof(float), &lbytes) == EW_OK &&
+    int dense = ew_size_mul3(N, ntile * T, sizeof(float), &lbytes) == EW_OK &&
                 lbytes <= e->cfg.mem_limit_mb * (size_t)1048576;
     ew_error_clear();
-    float *Lst = dense ? ew_alloc_array(N * R, sizeof(float)) : NULL;
+    float *Lst = dense ? emc_work(e, EW_EMC_WK_LSTORE, N * ntile, T * sizeof(float)) : NULL;
     if (dense && !Lst) dense = 0, ew_error_clear();
+    if (!dense) emc_work_free(e, EW_EMC_WK_LSTORE);
 
     size_t buf_sz = npix * T;
-    float *logw_all = ew_alloc_array((size_t)nth, buf_sz * sizeof(float));
-    float *view_all = ew_alloc_array((size_t)nth, buf_sz * sizeof(float));
-    emc_acc_t *acc_all = ew_alloc_array((size_t)nth * (N ? N : 1), sizeof(emc_acc_t));
-    double *u = ew_alloc_array(R, sizeof(double));
-    float *vol_all = ew_alloc_array((size_t)nth, 2 * n3 * sizeof(float));
-    float *tmp_all = ew_alloc_array((size_t)nth, (size_t)T * e->n_good * sizeof(float));
-    double *phi = ew_alloc_array(N ? N : 1, sizeof(double));
-    double *lse = ew_alloc_array(N ? N : 1, sizeof(double));
+    float *logw_all = emc_work(e, EW_EMC_WK_LOGW, (size_t)nth, buf_sz * sizeof(float));
+    float *view_all = emc_work(e, EW_EMC_WK_VIEW, (size_t)nth, buf_sz * sizeof(float));
+    emc_acc_t *acc_all = emc_work(e, EW_EMC_WK_ACC, (size_t)nth * N, sizeof(emc_acc_t));
+    double *u = emc_work(e, EW_EMC_WK_U, R, sizeof(double));
+    float *vol_all = emc_work(e, EW_EMC_WK_VOL, (size_t)nth, 2 * n3 * sizeof(float));
+    float *tmp_all = emc_work(e, EW_EMC_WK_TMP, (size_t)nth, (size_t)T * e->n_good * sizeof(float));
+    double *phi = emc_work(e, EW_EMC_WK_PHI, N, sizeof(double));
+    double *lse = emc_work(e, EW_EMC_WK_LSE, N, sizeof(double));
     /* all-reduce buffer: num, den (n3 each), scale, best_prob, best_rot (n_total each), scalars */
     size_t nsc = 6, nred = 2 * n3 + 3 * e->n_total + nsc;
-    double *red = ew_calloc_array(nred, sizeof(double));
-    if (!logw_all || !view_all || !acc_all || !u || !vol_all || !tmp_all || !phi || !lse || !red) {
+    double *red = emc_work(e, EW_EMC_WK_RED, nred, sizeof(double));
+    float *pblk_all = emc_work(e, EW_EMC_WK_PBLK, (size_t)nth * EW_EMC_CHUNK, T * sizeof(float));
+    if (!logw_all || !view_all || !acc_all || !u || !vol_all || !tmp_all || !phi || !lse || !red || !pblk_all) {
         st = EW_ERR_NOMEM;
         goto done;
     }
+    /* num and den are overwritten by the thread reduction below; the
+     * per-pattern part must be 0 outside this rank's patterns */
+    memset(red + 2 * n3, 0, (nred - 2 * n3) * sizeof(double));
     for (size_t i = 0; i < (size_t)nth * N; i++)
         acc_all[i] = (emc_acc_t){.m = -INFINITY, .S = 0, .U = 0, .TL = 0, .bx = -INFINITY, .br = -1};
     for (size_t i = 0; i < N; i++) phi[i] = e->scale[e->d0 + i];
@@ -761,21 +980,29 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
         float *logw = logw_all + (size_t)tid * buf_sz;
         emc_acc_t *acc = acc_all + (size_t)tid * N;
         float *tmp = tmp_all + (size_t)tid * T * e->n_good;
-        float Lt[T];
-        double ut[T];
+        float Lt[T] __attribute__((aligned(32)));
+        double ut[T] __attribute__((aligned(32))), lwt[T] __attribute__((aligned(32)));
         double t0 = ew_time_now();
 #pragma omp for schedule(static)
         for (size_t t = 0; t < ntile; t++) {
             size_t r0 = t * T;
             int nt = (int)(R - r0 < T ? R - r0 : T);
-            emc_expand_tile(e, r0, nt, wfloor, logw, ut, tmp);
+            emc_expand_tile(e, r0, nt, wfloor, logw, ut, tmp); /* ut[j] = 0 for j >= nt */
             for (int j = 0; j < nt; j++) u[r0 + j] = ut[j];
+            for (int j = 0; j < T; j++) lwt[j] = j < nt ? e->logw[r0 + j] : -INFINITY;
             t_exp += emc_elapsed(&t0);
             for (size_t d = 0; d < N; d++) {
                 emc_like_row(logw, e->o_pix, e->o_cnt, e->o_off[d], e->o_off[d + 1], Lt);
-                for (int j = 0; j < nt; j++) Lt[j] -= (float)(phi[d] * ut[j]);
-                if (dense) memcpy(Lst + d * R + r0, Lt, (size_t)nt * sizeof(float));
-                emc_acc_add(&acc[d], Lt, e->logw + r0, ut, beta, r0, nt);
+                for (int v = 0; v < ND; v++) { /* L -= phi u */
+                    emc_f4 lf;
+                    emc_d4 uv;
+                    memcpy(&lf, Lt + 4 * v, sizeof lf);
+                    memcpy(&uv, ut + 4 * v, sizeof uv);
+                    lf -= __builtin_convertvector(phi[d] * uv, emc_f4);
+                    memcpy(Lt + 4 * v, &lf, sizeof lf);
+                }
+                if (dense) memcpy(Lst + (t * N + d) * T, Lt, (size_t)nt * sizeof(float));
+                emc_acc_add(&acc[d], Lt, lwt, ut, beta, r0);
             }
             t_like += emc_elapsed(&t0);
         }
@@ -816,9 +1043,11 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
         float *view = view_all + (size_t)tid * buf_sz;
         float *nd = vol_all + (size_t)tid * 2 * n3;
         float *tmp = tmp_all + (size_t)tid * T * e->n_good;
+        float *pblk = pblk_all + (size_t)tid * EW_EMC_CHUNK * T;
+        uint16_t hitd[EW_EMC_CHUNK];
         memset(nd, 0, 2 * n3 * sizeof(float)); /* first touch by its thread */
-        float Lt[T], Pt[T];
-        double ut[T], at[T];
+        float Lt[T] __attribute__((aligned(32)));
+        double ut[T], at[T] __attribute__((aligned(32)));
         double t0 = ew_time_now();
 #pragma omp for schedule(static)
         for (size_t t = 0; t < ntile_c; t++) {
@@ -829,37 +1058,77 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
                 t_exp += emc_elapsed(&t0);
             }
             memset(view, 0, buf_sz * sizeof(float));
-            for (int j = 0; j < T; j++) at[j] = 0;
+            /* ln w of the tile (unused slots: -inf, masked out by okt) */
+            double lwt[T] __attribute__((aligned(32)));
+            emc_l4 okt[ND];
+            memset(okt, 0, sizeof okt);
+            for (int j = 0; j < T; j++) {
+                at[j] = 0, Lt[j] = 0;
+                lwt[j] = j < nt ? e->logw[r0 + j] : -INFINITY;
+                okt[j / 4][j % 4] = j < nt ? -1 : 0;
+            }
             int any = 0;
             double tl_tile = 0; /* likelihood time inside this tile (recompute mode) */
-            for (size_t d = 0; d < N; d++) {
-                if (dense) {
-                    memcpy(Lt, Lst + d * R + r0, (size_t)nt * sizeof(float));
-                } else {
-                    double tl = ew_time_now();
-                    emc_like_row(logw, e->o_pix, e->o_cnt, e->o_off[d], e->o_off[d + 1], Lt);
-                    for (int j = 0; j < nt; j++) Lt[j] -= (float)((double)e->scale[e->d0 + d] * ut[j]);
-                    tl_tile += ew_time_now() - tl;
-                }
-                int hit = 0;
-                for (int j = 0; j < T; j++) {
-                    Pt[j] = 0;
-                    if (j >= nt) continue;
-                    double x = beta * Lt[j] + e->logw[r0 + j] - lse[d];
-                    if (x >= lpmin) {
-                        Pt[j] = (float)exp(x);
-                        at[j] += Pt[j] * phi[d];
-                        hit = 1;
+            for (size_t c = 0; c < e->n_chunk; c++) {
+                const size_t dc0 = c * EW_EMC_CHUNK;
+                const size_t dc1 = dc0 + EW_EMC_CHUNK < N ? dc0 + EW_EMC_CHUNK : N;
+                size_t nhit = 0;
+                uint64_t hits_of_hit = 0; /* merge hits of the patterns with some P > 0 */
+                for (size_t d = dc0; d < dc1; d++) {
+                    if (dense) {
+                        memcpy(Lt, Lst + (t * N + d) * T, (size_t)nt * sizeof(float));
+                    } else {
+                        double tl = ew_time_now();
+                        emc_like_row(logw, e->o_pix, e->o_cnt, e->o_off[d], e->o_off[d + 1], Lt);
+                        for (int j = 0; j < nt; j++) Lt[j] -= (float)((double)e->scale[e->d0 + d] * ut[j]);
+                        tl_tile += ew_time_now() - tl;
+                    }
+                    /* P = exp(x) where x >= ln p_min, else 0; vector code */
+                    float *Pd = pblk + (d - dc0) * T;
+                    emc_l4 hitv = {0, 0, 0, 0};
+                    const emc_d4 lmin = {lpmin, lpmin, lpmin, lpmin};
+                    for (int v = 0; v < ND; v++) {
+                        emc_f4 lf;
+                        emc_d4 lwv, atv;
+                        memcpy(&lf, Lt + 4 * v, sizeof lf);
+                        memcpy(&lwv, lwt + 4 * v, sizeof lwv);
+                        memcpy(&atv, at + 4 * v, sizeof atv);
+                        emc_d4 x = beta * __builtin_convertvector(lf, emc_d4) + lwv - lse[d];
+                        emc_l4 ok = (x >= lmin) & okt[v];
+                        emc_d4 ex;
+                        emc_exp4(&x, &ex);
+                        emc_f4 pf = __builtin_convertvector((emc_d4)((emc_l4)ex & ok), emc_f4);
+                        atv += __builtin_convertvector(pf, emc_d4) * phi[d];
+                        memcpy(Pd + 4 * v, &pf, sizeof pf);
+                        memcpy(at + 4 * v, &atv, sizeof atv);
+                        hitv |= ok;
+                    }
+                    if (hitv[0] | hitv[1] | hitv[2] | hitv[3]) {
+                        hitd[nhit++] = (uint16_t)(d - dc0);
+                        hits_of_hit += e->m_off[d + 1] - e->m_off[d];
                     }
                 }
-                if (!hit) continue;
+                if (nhit == 0) continue;
                 any = 1;
-                emc_v8 pv[NV];
-                memcpy(pv, Pt, sizeof pv);
-                for (uint64_t h = e->m_off[d]; h < e->m_off[d + 1]; h++) {
-                    emc_v8 *row = (emc_v8 *)(view + (size_t)e->m_pix[h] * T);
-                    float k = e->m_cnt[h];
-                    for (int v = 0; v < NV; v++) row[v] += k * pv[v];
+                int gather = e->cfg.compress_path == 1 ||
+                             (e->cfg.compress_path == 0 &&
+                              EMC_GATHER_RATIO * hits_of_hit >= e->m_off[dc1] - e->m_off[dc0]);
+                if (gather) {
+                    /* most photons belong to patterns with P > 0: pixel by
+                     * pixel, the sum of k P over the chunk's patterns */
+                    emc_gather_chunk(e, c, pblk, view);
+                } else {
+                    /* few: every photon of those patterns adds k P to its pixel row */
+                    for (size_t i = 0; i < nhit; i++) {
+                        size_t d = dc0 + hitd[i];
+                        emc_v8 pv[NV];
+                        memcpy(pv, pblk + (size_t)hitd[i] * T, sizeof pv);
+                        for (uint64_t h = e->m_off[d]; h < e->m_off[d + 1]; h++) {
+                            emc_v8 *row = (emc_v8 *)(view + (size_t)e->m_pix[h] * T);
+                            float k = e->m_cnt[h];
+                            for (int v = 0; v < NV; v++) row[v] += k * pv[v];
+                        }
+                    }
                 }
             }
             if (any) emc_merge_tile(e, r0, nt, view, at, nd);
@@ -906,13 +1175,14 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
         double mean_phi = sc[3] / Nt;
         if (e->cfg.friedel) emc_friedel(num, n), emc_friedel(den, n);
         double sq = 0;
-        size_t badv = (size_t)-1;
+        size_t badv = (size_t)-1; /* the first bad voxel */
+#pragma omp parallel for schedule(static) reduction(+ : sq) reduction(min : badv)
         for (size_t i = 0; i < n3; i++) {
             double old = e->model.data[i];
             double v = den[i] > 0 ? num[i] / den[i] * mean_phi : old;
             if (!isfinite(v) || v > FLT_MAX) {
-                badv = i;
-                break;
+                if (i < badv) badv = i;
+                continue;
             }
             num[i] = v;
             sq += (v - old) * (v - old);
@@ -953,7 +1223,5 @@ ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats)
                 it, beta, stats->rms_change, stats->mutual_info, stats->avg_loglik, stats->frac_confident,
                 stats->t_total, stats->t_expand, stats->t_likelihood, stats->t_compress);
 done:
-    ew_free(Lst), ew_free(logw_all), ew_free(view_all), ew_free(acc_all), ew_free(u);
-    ew_free(vol_all), ew_free(tmp_all), ew_free(phi), ew_free(lse), ew_free(red);
     return st;
 }

@@ -27,14 +27,18 @@
  * Layout of the work (see docs/emc.md): rotations are processed in tiles of
  * EW_EMC_TILE; a tile is expanded into a pixel-major buffer logW[p][j] so that
  * every photon adds one contiguous vector of EW_EMC_TILE log-intensities to
- * its pattern's likelihood row. Compress is the transposed product. OpenMP
+ * its pattern's likelihood row. Compress is the transposed product, read
+ * pixel-major within chunks of patterns where most of them have P > 0. OpenMP
  * threads take tiles of rotations; with EW_HAVE_MPI the patterns are split
  * over MPI_COMM_WORLD ranks and each iteration does one MPI_Allreduce.
  *
- * Memory: the likelihoods L (float, 4 N R bytes on a rank with N patterns)
+ * Memory: the likelihoods L (float, 4 N R bytes on a rank with N patterns,
+ * R rounded up to a multiple of EW_EMC_TILE)
  * are kept when they fit in config.mem_limit_mb; otherwise they are computed
  * twice per iteration (once for the per-pattern normalization, once for
- * compress) and never stored.
+ * compress) and never stored. The work buffers of an iteration (likelihood
+ * store, per-thread volumes and tiles, all-reduce buffer) are kept from one
+ * iteration to the next and freed by ew_emc_free.
  */
 #ifndef EW_RECON_EMC_H
 #define EW_RECON_EMC_H
@@ -50,6 +54,13 @@
 /* Rotations per tile of the expand / likelihood / compress kernels. */
 #ifndef EW_EMC_TILE
 #define EW_EMC_TILE 32
+#endif
+
+/* Patterns per chunk in compress: a chunk's probabilities for one tile
+ * (EW_EMC_CHUNK x EW_EMC_TILE floats, 128 KB) stay in L2 while its photons
+ * are read pixel by pixel. At most 65536. */
+#ifndef EW_EMC_CHUNK
+#define EW_EMC_CHUNK 1024
 #endif
 
 /* Pixel mask values (Dragonfly's convention). */
@@ -100,16 +111,19 @@ typedef struct {
     int update_scale;     /* 1: re-estimate the per-pattern scale factors phi_d each iteration */
     int friedel;          /* 1: symmetrize the model, I(s) = I(-s), after each compress */
     double p_min;         /* probabilities below this are not merged (Dragonfly: 1e-6) */
-    size_t mem_limit_mb;  /* keep the float likelihood matrix when 4 N R bytes fit in this */
+    size_t mem_limit_mb;  /* keep the float likelihood matrix when its 4 N R bytes fit in this */
     uint64_t seed;        /* random start model: stream (seed, EW_RNG_TAG_INIT, voxel) */
     const char *checkpoint; /* HDF5 path rewritten atomically after each iteration; NULL: none */
     int no_mpi;           /* 1: ignore MPI even when built with it and initialized (this rank runs all
                              patterns alone; used to compare against the distributed run) */
+    int compress_path;    /* how compress reads a chunk of patterns: 0 (default) chooses per chunk and
+                             tile, 1 always pixel by pixel, 2 always photon by photon; the three agree
+                             to float rounding (1 and 2 exist for tests and timing) */
 } ew_emc_config_t;
 
 /* Defaults: n_vox 0, ds 0, beta_start 1, beta_factor 1, beta_period 10,
  * beta_max 1, update_scale 1, friedel 1, p_min 1e-6, mem_limit_mb 2048,
- * seed 1, checkpoint NULL, no_mpi 0. */
+ * seed 1, checkpoint NULL, no_mpi 0, compress_path 0. */
 void ew_emc_config_default(ew_emc_config_t *c);
 
 /* Figures of one iteration. */
@@ -149,7 +163,9 @@ ew_status_t ew_emc_set_model(ew_emc_t *e, const float *vol, size_t nvox3);
  * *stats when not NULL (and then logs them with ew_info on rank 0) and,
  * when cfg.checkpoint was set, saves the state there. Errors: EW_ERR_NUMERIC naming the iteration when a likelihood,
  * scale factor or model value becomes NaN or Inf (the model is then left at
- * the previous iteration's); EW_ERR_IO from the checkpoint. */
+ * the previous iteration's); EW_ERR_IO from the checkpoint; EW_ERR_NOMEM
+ * when the work buffers (allocated at the first iteration, kept for the
+ * next ones) cannot be had, the model unchanged. */
 ew_status_t ew_emc_iterate(ew_emc_t *e, ew_emc_stats_t *stats);
 
 /* Continue on another rotation grid (usually the next finer 600-cell

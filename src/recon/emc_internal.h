@@ -5,6 +5,22 @@
 
 #include "recon/emc.h"
 
+/* work buffers of one iteration, indices into ew_emc_t.wk */
+enum {
+    EW_EMC_WK_LSTORE, /* (N, R) float likelihood store */
+    EW_EMC_WK_LOGW,   /* (threads, npix, T) float ln W tiles */
+    EW_EMC_WK_VIEW,   /* (threads, npix, T) float compress tiles */
+    EW_EMC_WK_ACC,    /* (threads, N) running log-sum-exp accumulators */
+    EW_EMC_WK_U,      /* (R) double u_r */
+    EW_EMC_WK_VOL,    /* (threads, 2 n^3) float (num, den) volumes */
+    EW_EMC_WK_TMP,    /* (threads, T, n_good) float expand scratch */
+    EW_EMC_WK_PHI,    /* (N) double new scales */
+    EW_EMC_WK_LSE,    /* (N) double log-sum-exp */
+    EW_EMC_WK_RED,    /* (2 n^3 + 3 N_all + 6) double all-reduce buffer */
+    EW_EMC_WK_PBLK,   /* (threads, EW_EMC_CHUNK, T) float probabilities of a chunk */
+    EW_EMC_WK_COUNT
+};
+
 struct ew_emc {
     ew_emc_config_t cfg;
     char *checkpoint;          /* owned copy of cfg.checkpoint */
@@ -31,6 +47,18 @@ struct ew_emc {
     uint32_t *m_pix;
     float *m_cnt;
     double *K;                 /* (nloc) photons on mask-0 pixels */
+    /* the merge hits again, pixel-major within chunks of EW_EMC_CHUNK
+     * patterns (the compress product reads a chunk's probabilities per
+     * pixel instead of adding every photon into a pixel row): chunk c holds
+     * runs ck_run[c] .. ck_run[c+1]-1, run r is pixel run_pix[r] (ascending
+     * within a chunk) with entries run_off[r] .. run_off[r+1]-1, each the
+     * pattern ent_d (index within the chunk, ascending) and its photons ent_k */
+    size_t n_chunk;
+    uint64_t *ck_run;          /* (n_chunk + 1) */
+    uint32_t *run_pix;         /* (runs) */
+    uint64_t *run_off;         /* (runs + 1) */
+    uint16_t *ent_d;           /* (merge hits) */
+    float *ent_k;              /* (merge hits) */
     double mu;                 /* mean photons per pattern and mask-0 pixel (all ranks) */
     double mean_photons;       /* mean photons per pattern (all ranks) */
 
@@ -50,6 +78,13 @@ struct ew_emc {
     int iteration;
 
     int rank, nranks;
+
+    /* work buffers of ew_emc_iterate (see emc_work in emc.c): kept between
+     * iterations so that the large ones (likelihood store, thread volumes,
+     * all-reduce buffer) are not page-faulted in again every iteration;
+     * grown when the grid or the thread count grows, freed by ew_emc_free */
+    void *wk[EW_EMC_WK_COUNT];
+    size_t wk_bytes[EW_EMC_WK_COUNT];
 };
 
 /* beta used by iteration number it (1-based) under cfg's schedule. */
