@@ -642,12 +642,15 @@ static ew_status_t merge_volume(ew_ssl_model_t *m, const ew_ssl_data_t *d, const
 {
     int n = m->gn, nthr = omp_get_max_threads();
     size_t N = (size_t)n * n * n;
-    float *acc = ew_calloc_array((size_t)nthr * 2 * N, sizeof(float));
+    /* one double accumulator pair per thread, patterns split statically:
+     * the same sums in the same order for a given thread count, and in
+     * double the order changes only the last bits when the count changes */
+    double *acc = ew_calloc_array((size_t)nthr * 2 * N, sizeof(double));
     if (!acc) return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for merging (%d^3 grid, %d threads)", n, nthr);
-#pragma omp parallel
+#pragma omp parallel num_threads(nthr)
     {
-        float *num = acc + (size_t)omp_get_thread_num() * 2 * N, *den = num + N;
-#pragma omp for schedule(dynamic, 16)
+        double *num = acc + (size_t)omp_get_thread_num() * 2 * N, *den = num + N;
+#pragma omp for schedule(static)
         for (size_t i = 0; i < d->n; i++) {
             const float *x = d->data + i * m->npix;
             const double *Ri = R + 9 * i;
@@ -657,21 +660,21 @@ static ew_status_t merge_volume(ew_ssl_model_t *m, const ew_ssl_data_t *d, const
                 double u[3];
                 for (int a = 0; a < 3; a++) u[a] = Ri[a] * sp[0] + Ri[3 + a] * sp[1] + Ri[6 + a] * sp[2];
                 float v = pixel_value(m, x[p]);
-                if (v > 0) ew_ssl_trilinear_adjoint(num, n, m->ds, u, v);
-                ew_ssl_trilinear_adjoint(den, n, m->ds, u, (float)(sc[i] * m->k[p]));
+                if (v > 0) ew_ssl_trilinear_adjoint_d(num, n, m->ds, u, v);
+                ew_ssl_trilinear_adjoint_d(den, n, m->ds, u, sc[i] * m->k[p]);
             }
         }
     }
     for (int t = 1; t < nthr; t++) {
-        const float *a = acc + (size_t)t * 2 * N;
+        const double *a = acc + (size_t)t * 2 * N;
         for (size_t i = 0; i < 2 * N; i++) acc[i] += a[i];
     }
     float *v = ew_params_data(&m->P, m->i_grid);
-    const float *num = acc, *den = acc + N;
+    const double *num = acc, *den = acc + N;
     /* the stored grid V is Friedel-symmetrised as G = grid_k (V(s) + V(-s)) / 2 */
     for (size_t i = 0; i < N; i++) {
-        double dd = (double)den[i] + den[N - 1 - i];
-        if (dd > 1e-6) v[i] = (float)(log1p(m->c * ((double)num[i] + num[N - 1 - i]) / dd) / m->grid_k);
+        double dd = den[i] + den[N - 1 - i];
+        if (dd > 1e-6) v[i] = (float)(log1p(m->c * (num[i] + num[N - 1 - i]) / dd) / m->grid_k);
     }
     ew_free(acc);
     return ew_ssl_decoder_grid(m);
