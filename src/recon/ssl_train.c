@@ -759,7 +759,13 @@ static ew_status_t emc_bootstrap(ew_ssl_model_t *m, const ew_ssl_data_t *d)
     ew_emc_config_default(&ec);
     ec.n_vox = m->gn;
     ec.ds = m->ds;
-    ec.beta_start = 0.1;
+    /* annealing: the log-likelihood differences between rotations grow
+     * with the photons, so the first beta shrinks with them (0.1 at 1,000
+     * photons per pattern, as in bench/README-emc.md; at most 0.1) */
+    double mean_ph = 0.0;
+    for (uint64_t i = 0; i < sp.offset[n]; i++) mean_ph += sp.count[i];
+    mean_ph /= (double)n;
+    ec.beta_start = mean_ph > 1000.0 ? 100.0 / mean_ph : 0.1;
     ec.beta_factor = 1.5;
     ec.beta_period = 3;
     ec.seed = c->seed;
