@@ -124,7 +124,25 @@ struct ew_cxi_writer {
     long long extent[DS_COUNT];
     int width, height;
     uint8_t *written;     /* fixed N: which patterns were written */
+    int direct[DS_COUNT]; /* whole (1, H, W) chunks written raw (no filter, memory layout = file type) */
+    ew_cxi_dtype_t dtype; /* storage type of DS_DATA */
+    void *stage;          /* integer staging for DS_DATA (stage_rows rows) */
+    size_t stage_rows;
 };
+
+static void round_to_u16(const float *in, size_t n, uint16_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (uint16_t)ew_cxi_round_count(in[i], 65535u);
+    }
+}
+
+static void round_to_i32(const float *in, size_t n, int32_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (int32_t)ew_cxi_round_count(in[i], INT32_MAX);
+    }
+}
 
 void ew_cxi_writer_abort(ew_cxi_writer_t *w)
 {
@@ -136,6 +154,7 @@ void ew_cxi_writer_abort(ew_cxi_writer_t *w)
     free(w->tmp);
     free(w->path);
     free(w->written);
+    ew_free(w->stage);
     free(w);
 }
 
@@ -226,6 +245,11 @@ static ew_status_t create_rows(ew_cxi_writer_t *w, int which, int rank, const hs
     EW_TRY(ew_h5_create_dataset(w->file, w->path, ds_path[which], ftype, rank, dims, maxd, chunk, deflate,
                                 H5T_NATIVE_FLOAT, NULL, units, &w->ds[which]));
     w->extent[which] = n0;
+    /* images without a filter: each pattern is one whole chunk, written raw
+     * when the in-memory type is the file type (true on little-endian hosts) */
+    hid_t mem = ftype == H5T_STD_U16LE ? H5T_NATIVE_UINT16 : ftype == H5T_STD_I32LE ? H5T_NATIVE_INT32
+                                                                                    : H5T_NATIVE_FLOAT;
+    w->direct[which] = rank == 3 && chunk[0] == 1 && deflate == 0 && H5Tequal(mem, ftype) > 0;
     return EW_OK;
 }
 
@@ -239,6 +263,8 @@ ew_status_t ew_cxi_writer_open(const char *path, const ew_cxi_geometry_t *g, con
         return ew_fail(EW_ERR_ARG, "%s: geometry needs a positive size, s-vectors and a mask", path);
     if (o->deflate < 0 || o->deflate > 9)
         return ew_fail(EW_ERR_ARG, "%s: deflate level %d is not in 0..9", path, o->deflate);
+    if (o->data_type != EW_CXI_FLOAT32 && o->data_type != EW_CXI_INT32 && o->data_type != EW_CXI_UINT16)
+        return ew_fail(EW_ERR_ARG, "%s: data_type %d is not float32, int32 or uint16", path, (int)o->data_type);
     ew_cxi_writer_t *w = calloc(1, sizeof *w);
     if (!w) return ew_fail(EW_ERR_NOMEM, "%s: out of memory", path);
     w->file = H5I_INVALID_HID;
@@ -263,8 +289,15 @@ ew_status_t ew_cxi_writer_open(const char *path, const ew_cxi_geometry_t *g, con
     }
     if ((st = write_geometry(w, g, o)) != EW_OK) goto fail;
     hsize_t img[2] = {(hsize_t)g->height, (hsize_t)g->width}, q4 = 4;
-    if ((st = create_rows(w, DS_DATA, 3, img, H5T_IEEE_F32LE, o->data_units ? o->data_units : "photons",
-                          o->deflate)) != EW_OK)
+    w->dtype = o->data_type;
+    hid_t ftype = o->data_type == EW_CXI_UINT16 ? H5T_STD_U16LE : o->data_type == EW_CXI_INT32 ? H5T_STD_I32LE
+                                                                                              : H5T_IEEE_F32LE;
+    if ((st = create_rows(w, DS_DATA, 3, img, ftype, o->data_units ? o->data_units : "photons", o->deflate)) != EW_OK)
+        goto fail;
+    if (o->data_type != EW_CXI_FLOAT32 &&
+        (st = ew_h5_attr_set_str(w->ds[DS_DATA], path, P_DATA, "ewald_rounding",
+                                 "nearest integer to max(value, 0), ties to even, saturated at the type's "
+                                 "maximum")) != EW_OK)
         goto fail;
     if (H5Lcreate_soft(P_DATA, w->file, P_DET "/data", H5P_DEFAULT, H5P_DEFAULT) < 0) {
         st = ew_fail(EW_ERR_IO, "%s: cannot link %s/data", path, P_DET);
@@ -307,12 +340,53 @@ static ew_status_t write_rows(ew_cxi_writer_t *w, int which, long long i0, long 
             return ew_fail(EW_ERR_IO, "%s: dataset %s: cannot extend to %lld rows", w->path, ds_path[which], i0 + k);
         w->extent[which] = i0 + k;
     }
+    if (w->direct[which]) {
+        /* one whole (1, H, W) chunk per pattern, bytes as they are in memory */
+        size_t row = (size_t)w->width * (size_t)w->height * H5Tget_size(mtype);
+        for (long long j = 0; j < k; j++) {
+            hsize_t off[3] = {(hsize_t)(i0 + j), 0, 0};
+            if (H5Dwrite_chunk(w->ds[which], H5P_DEFAULT, 0, off, row, (const char *)buf + (size_t)j * row) < 0)
+                return ew_fail(EW_ERR_IO, "%s: dataset %s: write of row %lld failed (disk full?)", w->path,
+                               ds_path[which], i0 + j);
+        }
+        return EW_OK;
+    }
     return ew_h5_rows_io(w->ds[which], w->path, ds_path[which], 1, mtype, (hsize_t)i0, (hsize_t)k, (void *)buf);
+}
+
+void ew_cxi_round_counts(const float *in, size_t n, ew_cxi_dtype_t type, void *out)
+{
+    EW_ASSERT(type == EW_CXI_UINT16 || type == EW_CXI_INT32);
+    if (type == EW_CXI_UINT16) round_to_u16(in, n, out);
+    else round_to_i32(in, n, out);
 }
 
 ew_status_t ew_cxi_write_patterns(ew_cxi_writer_t *w, long long i0, long long k, const float *data)
 {
-    EW_TRY(write_rows(w, DS_DATA, i0, k, H5T_NATIVE_FLOAT, data));
+    if (i0 < 0 || k < 0 || (w->n > 0 && i0 + k > w->n))
+        return ew_fail(EW_ERR_RANGE, "%s: dataset %s: rows [%lld, %lld) outside [0, %lld)", w->path, P_DATA, i0,
+                       i0 + k, w->n);
+    if (w->dtype == EW_CXI_FLOAT32) {
+        EW_TRY(write_rows(w, DS_DATA, i0, k, H5T_NATIVE_FLOAT, data));
+    } else {
+        /* rounded counts, converted in blocks of at most 256 patterns */
+        const size_t npix = (size_t)w->width * (size_t)w->height, es = w->dtype == EW_CXI_UINT16 ? 2 : 4;
+        for (long long j0 = 0; j0 < k; j0 += 256) {
+            size_t kb = (size_t)(k - j0 < 256 ? k - j0 : 256);
+            if (kb > w->stage_rows) {
+                size_t n;
+                EW_TRY(ew_size_mul3(kb, npix, es, &n));
+                ew_free(w->stage);
+                w->stage = ew_alloc_array(n, 1);
+                w->stage_rows = w->stage ? kb : 0;
+                if (!w->stage) return ew_fail(EW_ERR_NOMEM, "%s: no staging for %zu patterns", w->path, kb);
+            }
+            const float *src = data + (size_t)j0 * npix;
+            ew_cxi_round_counts(src, kb * npix, w->dtype, w->stage);
+            EW_TRY(write_rows(w, DS_DATA, i0 + j0, (long long)kb,
+                              w->dtype == EW_CXI_UINT16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_INT32, w->stage));
+        }
+    }
     if (w->written) memset(w->written + i0, 1, (size_t)k);
     return EW_OK;
 }
