@@ -3,7 +3,8 @@
  * Layout (exact, with units, in docs/formats-cxi.md; CXI: Maia, Nature
  * Methods 9, 854 (2012), cxidb.org):
  *   /cxi_version                                   150
- *   /entry_1/data_1/data            (N, H, W) f32  photon counts (or expected photons); chunk (1, H, W);
+ *   /entry_1/data_1/data            (N, H, W) f32  photon counts (or expected photons); chunk (1, H, W),
+ *                                           or contiguous when written with direct_io;
  *                                           i32 or u16 rounded counts when asked (data_type)
  *   /entry_1/data_1/mask            (H, W)    u8   ewald codes: 0 good, 1 not for orientation, 2 bad
  *   /entry_1/instrument_1/detector_1/
@@ -111,6 +112,12 @@ typedef struct {
     int with_truth;            /* create /entry_1/ground_truth quaternions, fluence, photons */
     int with_expected;         /* create /entry_1/ground_truth/expected (N, H, W) */
     ew_cxi_dtype_t data_type;  /* storage type of data_1/data (0: float32) */
+    int direct_io;             /* when N is known, deflate is 0 and a pattern is a multiple of 4096
+                                  bytes: data_1/data is one contiguous block, allocated at open and
+                                  4096-aligned, written with O_DIRECT (no page cache; POSIX AIO from
+                                  two staging buffers of 64 patterns, so writes overlap the caller)
+                                  where the file system takes it (else with H5Dwrite). Otherwise,
+                                  or 0: chunk (1, H, W) through HDF5. */
 } ew_cxi_write_options_t;
 
 /* Streaming writer: write patterns in any order in slices [i0, i0 + k);
@@ -126,8 +133,11 @@ ew_status_t ew_cxi_writer_open(const char *path, const ew_cxi_geometry_t *g, con
 /* Write patterns i0 .. i0+k-1 from data (k, H, W). With a known N,
  * i0 + k <= N (else EW_ERR_RANGE); extendible files grow as needed. With
  * an integer data_type each value is stored as ew_cxi_round_count(v, max
- * of the type). Unfiltered patterns go to the file as whole (1, H, W)
- * chunks (H5Dwrite_chunk: no chunk cache, hyperslab or type conversion). */
+ * of the type). Unfiltered chunked patterns go to the file as whole
+ * (1, H, W) chunks (H5Dwrite_chunk: no chunk cache, hyperslab or type
+ * conversion). With direct_io the write may still be in flight when this
+ * returns (data has been copied); its error, if any, is returned by the
+ * next call or by ew_cxi_writer_close. */
 ew_status_t ew_cxi_write_patterns(ew_cxi_writer_t *w, long long i0, long long k, const float *data);
 
 /* Write noise-free expected patterns i0 .. i0+k-1 (needs with_expected). */

@@ -805,6 +805,7 @@ ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_conf
         wo.with_truth = 1;
         wo.with_expected = fs.with_expected;
         wo.data_type = (ew_cxi_dtype_t)out->cxi_dtype;
+        wo.direct_io = 1; /* bypass the page cache where the file system allows (io/cxi.h) */
         if (st == EW_OK) st = ew_cxi_writer_open(out->cxi_path, &g, &wo, &fs.cxi);
     }
     if (st == EW_OK && out->emc_path) {
