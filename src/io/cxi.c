@@ -142,32 +142,42 @@ struct ew_cxi_writer {
     void *dio_buf[2];
     struct aiocb dio_cb[2];
     int dio_busy[2], dio_slot;
+    long long dio_rows[2][2]; /* patterns [first, end) of each slot's write in flight */
 };
 
 #define DIO_ALIGN 4096
 #define DIO_ROWS 64 /* patterns per asynchronous write */
 
-/* Wait for slot's write, if any; EW_ERR_IO naming the file if it failed. */
-static ew_status_t dio_wait(ew_cxi_writer_t *w, int slot)
+/* Wait for slot's write, if any: 0, or the errno of its failure (-1 for
+ * a short write). */
+static int dio_wait_quiet(ew_cxi_writer_t *w, int slot)
 {
-    if (!w->dio_busy[slot]) return EW_OK;
+    if (!w->dio_busy[slot]) return 0;
     struct aiocb *cb = &w->dio_cb[slot];
     const struct aiocb *list[1] = {cb};
     int e;
     while ((e = aio_error(cb)) == EINPROGRESS) aio_suspend(list, 1, NULL);
     ssize_t r = aio_return(cb);
     w->dio_busy[slot] = 0;
-    if (e != 0 || r != (ssize_t)cb->aio_nbytes)
+    return e != 0 ? e : r != (ssize_t)cb->aio_nbytes ? -1 : 0;
+}
+
+/* The same, EW_ERR_IO naming the file if the write failed. */
+static ew_status_t dio_wait(ew_cxi_writer_t *w, int slot)
+{
+    int e = dio_wait_quiet(w, slot);
+    if (e != 0)
         return ew_fail(EW_ERR_IO, "%s: dataset %s: direct write of %zu bytes at %lld failed (%s)", w->path, P_DATA,
-                       (size_t)cb->aio_nbytes, (long long)cb->aio_offset,
-                       e != 0 ? strerror(e) : "short write: disk full?");
+                       (size_t)w->dio_cb[slot].aio_nbytes, (long long)w->dio_cb[slot].aio_offset,
+                       e > 0 ? strerror(e) : "short write: disk full?");
     return EW_OK;
 }
 
+/* Wait for every write (errors ignored: the caller is discarding) and close. */
 static void dio_close(ew_cxi_writer_t *w)
 {
     if (w->dio_fd < 0) return;
-    for (int i = 0; i < 2; i++) (void)dio_wait(w, i);
+    for (int i = 0; i < 2; i++) (void)dio_wait_quiet(w, i);
     close(w->dio_fd);
     w->dio_fd = -1;
 }
@@ -189,13 +199,13 @@ static void round_to_i32(const float *in, size_t n, int32_t *out)
 void ew_cxi_writer_abort(ew_cxi_writer_t *w)
 {
     if (!w) return;
+    dio_close(w);
     for (int i = 0; i < DS_COUNT; i++)
         if (w->ds[i] >= 0) H5Dclose(w->ds[i]);
     if (w->file >= 0) H5Fclose(w->file);
     if (w->tmp) remove(w->tmp);
     free(w->tmp);
     free(w->path);
-    dio_close(w);
     for (int i = 0; i < 2; i++) free(w->dio_buf[i]);
     free(w->written);
     ew_free(w->stage);
@@ -484,6 +494,12 @@ ew_status_t ew_cxi_write_patterns(ew_cxi_writer_t *w, long long i0, long long k,
             size_t kb = (size_t)(k - j0 < (long long)w->dio_cap ? k - j0 : (long long)w->dio_cap);
             int sl = w->dio_slot;
             EW_TRY(dio_wait(w, sl));
+            /* rewriting rows still in flight in the other slot: let that write land first */
+            const long long r0 = i0 + j0, r1 = r0 + (long long)kb;
+            if (w->dio_busy[1 - sl] && r0 < w->dio_rows[1 - sl][1] && w->dio_rows[1 - sl][0] < r1)
+                EW_TRY(dio_wait(w, 1 - sl));
+            w->dio_rows[sl][0] = r0;
+            w->dio_rows[sl][1] = r1;
             const float *src = data + (size_t)j0 * npix;
             if (w->dtype == EW_CXI_FLOAT32) memcpy(w->dio_buf[sl], src, kb * npix * sizeof(float));
             else ew_cxi_round_counts(src, kb * npix, w->dtype, w->dio_buf[sl]);
