@@ -102,7 +102,8 @@ ew_status_t ew_emc_writer_add_frame(ew_emc_writer_t *w, const float *frame);
  * max(v, 0), ties to even, NaN -> 0. Unlike ew_emc_writer_add_frame,
  * negative values (readout noise) become 0 instead of an error. One pass;
  * runs of values below 0.5 are skipped 16 at a time (the simulator's path:
- * about 0.2 CPU ns per pixel at ~200 photons per 16,384-pixel frame). */
+ * 0.75 CPU ns per pixel measured at ~180 photons per 16,384-pixel frame,
+ * against 2.2 for rounding into int32 and ew_emc_writer_add_counts). */
 ew_status_t ew_emc_writer_add_rounded(ew_emc_writer_t *w, const float *frame);
 /* Number of frames appended so far. */
 size_t ew_emc_writer_count(const ew_emc_writer_t *w);

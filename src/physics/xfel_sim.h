@@ -192,7 +192,9 @@ ew_status_t ew_xfel_load_photon_histogram(const char *path, double **values, dou
 
 /* Simulate cfg->n_patterns patterns of model m (cfg->exact uses the atoms)
  * and stream them to the files of out (at least one path, else
- * EW_ERR_ARG). Every file is written under a temporary name and renamed
+ * EW_ERR_ARG). The CXI patterns are written with direct_io (io/cxi.h:
+ * O_DIRECT, asynchronous, where the pattern size and file system allow),
+ * overlapping the computation of the next batch. Every file is written under a temporary name and renamed
  * when complete: on error no output file is left. stats may be NULL. */
 ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_config_t *cfg,
                                     const ew_xfel_output_t *out, ew_xfel_stats_t *stats);
