@@ -3,7 +3,9 @@
  * 0.5 um focus):
  *   - time to build a 129^3 photon volume of 2cex and of 1bxr;
  *   - patterns per second sliced from it with every kind of noise, written
- *     to disk, and the same with stages removed (what bounds it);
+ *     to disk (raw float32, and through the real writers: CXI float32,
+ *     uint16 and int32 counts, sparse .emc; with and without an fsync of
+ *     the files), and the same with stages removed (what bounds it);
  *   - predicted mean photons per pattern at fluence x1, x10, x100;
  *   - trilinear interpolation error against exact direct summation.
  * Usage: bench_xfel_sim [--json] [--patterns N] [--threads T] [--out DIR] [--rate-only]
@@ -98,6 +100,49 @@ static double run_patterns(const ew_xfel_model_t *m, ew_xfel_config_t cfg, const
     return cfg.n_patterns / dt;
 }
 
+/* One run through the real file writers (ew_xfel_simulate_to_cxi): CXI
+ * with the given pattern type (dtype < 0: no CXI) and/or a sparse .emc.
+ * Returns patterns per wall second until the writers returned; *fsync_s
+ * gets the extra wall seconds of an fsync of the files afterwards (to the
+ * disk itself), *cpu the process CPU seconds, *bytes the files' size. */
+static double run_files(const ew_xfel_model_t *m, ew_xfel_config_t cfg, const char *dir, int dtype, int emc,
+                        double *fsync_s, double *cpu, double *bytes)
+{
+    char cxi[1024], emcp[1024];
+    snprintf(cxi, sizeof cxi, "%s/bench_xfel_%d.cxi", dir, (int)getpid());
+    snprintf(emcp, sizeof emcp, "%s/bench_xfel_%d.emc", dir, (int)getpid());
+    ew_xfel_output_t out;
+    memset(&out, 0, sizeof out);
+    out.cxi_path = dtype >= 0 ? cxi : NULL;
+    out.cxi_dtype = dtype >= 0 ? dtype : 0;
+    out.emc_path = emc ? emcp : NULL;
+    ew_xfel_stats_t st;
+    double t0 = ew_time_now(), c0 = cpu_now();
+    ew_status_t rc = ew_xfel_simulate_to_cxi(m, &cfg, &out, &st);
+    double t1 = ew_time_now();
+    *bytes = 0;
+    const char *paths[2] = {out.cxi_path, out.emc_path};
+    for (int i = 0; i < 2; i++) {
+        if (!paths[i]) continue;
+        FILE *fp = fopen(paths[i], "rb");
+        if (fp) {
+            fseek(fp, 0, SEEK_END);
+            *bytes += (double)ftell(fp);
+            fsync(fileno(fp));
+            fclose(fp);
+        }
+    }
+    *fsync_s = ew_time_now() - t1;
+    *cpu = cpu_now() - c0;
+    for (int i = 0; i < 2; i++)
+        if (paths[i]) remove(paths[i]);
+    if (rc != EW_OK) {
+        fprintf(stderr, "bench: %s\n", ew_error_message());
+        return 0;
+    }
+    return cfg.n_patterns / (t1 - t0);
+}
+
 int main(int argc, char **argv)
 {
     int json = 0, threads = 2, rate_only = 0;
@@ -118,6 +163,11 @@ int main(int argc, char **argv)
     double cpu_full = 0, cpu_nowrite = 0, cpu_slice = 0, cpu_poisson = 0, cpu_jitter = 0;
     double rate_fluence = 0, cpu_fluence = 0, rate_shm = 0, cpu_shm = 0, mbps_shm = 0, rate_x100 = 0, cpu_x100 = 0;
     char shmpath[1024];
+    /* real writers: float32 CXI, uint16 CXI, int32 CXI, sparse .emc */
+    enum { NF = 4 };
+    static const char *const fname[NF] = {"CXI float32", "CXI uint16", "CXI int32", "sparse .emc"};
+    static const int fdtype[NF] = {0, 2, 1, -1}, femc[NF] = {0, 0, 0, 1};
+    double frate[NF] = {0}, ffs[NF] = {0}, fcpu[NF] = {0}, fbytes[NF] = {0}, cpu_s_nowrite = 0, wall_s_nowrite = 0;
     double interp_rms[2] = {0, 0}, interp_tot[2] = {0, 0};
     int have[2] = {0, 0}, nvox = 0, nvox_fine = 0;
     double interp_rms_fine[2] = {0, 0}, build_fine[2] = {0, 0};
@@ -247,6 +297,10 @@ int main(int argc, char **argv)
             rate_poisson = run_patterns(&m, c, NULL, NULL, &cpu_poisson);
             c.readout_sigma = 0.1;
             rate_nowrite = run_patterns(&m, c, NULL, NULL, &cpu_nowrite);
+            cpu_s_nowrite = npat / cpu_nowrite;
+            wall_s_nowrite = npat / rate_nowrite;
+            for (int f = 0; f < NF; f++)
+                frate[f] = run_files(&m, c, outdir, fdtype[f], femc[f], &ffs[f], &fcpu[f], &fbytes[f]);
             rate_full = run_patterns(&m, c, rawpath, &mbps, &cpu_full);
             char shmdir[] = "/dev/shm";
             if (access(shmdir, W_OK) == 0) {
@@ -280,6 +334,19 @@ int main(int argc, char **argv)
                    ns / cpu_jitter);
             printf("    all noise at fluence x100, not written: %6.0f | %7.0f | %5.2f\n", rate_x100, cpu_x100,
                    ns / cpu_x100);
+            printf("  written by the real writers to %s (all noise; CPU s per thread = process CPU / %d):\n", outdir,
+                   threads);
+            printf("    %-12s  patterns/s to return | incl. fsync | wall s | CPU s per thread | CPU ns/px (write "
+                   "part) | MB | MB/s incl. fsync\n", "");
+            printf("    %-12s  %8.0f             |             | %6.2f | %6.2f           | %5.2f\n", "not written",
+                   rate_nowrite, wall_s_nowrite, cpu_s_nowrite / threads, ns / cpu_nowrite);
+            for (int f = 0; f < NF; f++) {
+                double wall = npat / frate[f];
+                printf("    %-12s  %8.0f             | %8.0f    | %6.2f | %6.2f           | %5.2f (%5.2f)    | %6.0f | "
+                       "%5.0f\n",
+                       fname[f], frate[f], npat / (wall + ffs[f]), wall, fcpu[f] / threads, fcpu[f] * 1e9 / npat / npx,
+                       fcpu[f] * 1e9 / npat / npx - ns / cpu_nowrite, fbytes[f] / 1e6, fbytes[f] / 1e6 / (wall + ffs[f]));
+            }
             printf("  breakdown, CPU ns per pixel: slice+scale %.2f, fluence %.2f, Poisson+background %.2f, "
                    "readout %.2f, write to %s %.2f (to /dev/shm %.2f)\n",
                    ns / cpu_slice, ns / cpu_fluence - ns / cpu_slice, ns / cpu_poisson - ns / cpu_fluence,
@@ -307,14 +374,20 @@ int main(int argc, char **argv)
            "\"recorded_2cex\":[%.2f,%.2f,%.2f],\"recorded_1bxr\":[%.2f,%.2f,%.2f],"
            "\"interp_rms_2cex\":%.5f,\"interp_rms_1bxr\":%.5f,\"interp_total_2cex\":%.5f,\"interp_total_1bxr\":%.5f,"
            "\"default_grid_n\":%d,\"default_grid_build_s\":[%.3f,%.3f],\"interp_rms_default_grid\":[%.5f,%.5f],"
-           "\"have_2cex\":%d,\"have_1bxr\":%d}\n",
+           "\"have_2cex\":%d,\"have_1bxr\":%d,"
+           "\"files\":{\"cxi_f32\":[%.1f,%.1f,%.3f,%.0f],\"cxi_u16\":[%.1f,%.1f,%.3f,%.0f],"
+           "\"cxi_i32\":[%.1f,%.1f,%.3f,%.0f],\"emc\":[%.1f,%.1f,%.3f,%.0f]},"
+           "\"files_fields\":\"patterns/s to return, patterns/s incl. fsync, CPU s, bytes\"}\n",
            threads, nvox, build_s[0], build_s[1], rate_full, rate_nowrite, rate_poisson, rate_slice, rate_jitter, mbps,
            rate_fluence, cpu_fluence, rate_shm, cpu_shm, mbps_shm, rate_x100, cpu_x100,
            cpu_full, cpu_nowrite, cpu_poisson, cpu_slice, cpu_jitter, load,
            photons[0][0], photons[0][1], photons[0][2], photons[1][0], photons[1][1], photons[1][2], recorded[0][0],
            recorded[0][1], recorded[0][2], recorded[1][0], recorded[1][1], recorded[1][2], interp_rms[0],
            interp_rms[1], interp_tot[0], interp_tot[1], nvox_fine, build_fine[0], build_fine[1], interp_rms_fine[0],
-           interp_rms_fine[1], have[0], have[1]);
+           interp_rms_fine[1], have[0], have[1], frate[0], frate[0] > 0 ? npat / (npat / frate[0] + ffs[0]) : 0,
+           fcpu[0], fbytes[0], frate[1], frate[1] > 0 ? npat / (npat / frate[1] + ffs[1]) : 0, fcpu[1], fbytes[1],
+           frate[2], frate[2] > 0 ? npat / (npat / frate[2] + ffs[2]) : 0, fcpu[2], fbytes[2], frate[3],
+           frate[3] > 0 ? npat / (npat / frate[3] + ffs[3]) : 0, fcpu[3], fbytes[3]);
     return 0;
 }
 

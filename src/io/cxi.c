@@ -1,10 +1,15 @@
 /* ewald io: CXI (HDF5) diffraction files, streamed writer and reader. */
+#define _GNU_SOURCE /* O_DIRECT */
 #include "io/cxi.h"
 
+#include <aio.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io/h5util.h"
 
@@ -124,18 +129,86 @@ struct ew_cxi_writer {
     long long extent[DS_COUNT];
     int width, height;
     uint8_t *written;     /* fixed N: which patterns were written */
+    int direct[DS_COUNT]; /* whole (1, H, W) chunks written raw (no filter, memory layout = file type) */
+    ew_cxi_dtype_t dtype; /* storage type of DS_DATA */
+    void *stage;          /* integer staging for DS_DATA (stage_rows rows) */
+    size_t stage_rows;
+    /* direct_io: DS_DATA is contiguous (allocated at creation, 4096-aligned)
+     * and written with O_DIRECT by POSIX AIO from two aligned staging
+     * buffers, bypassing the page cache */
+    int dio_fd;           /* -1: off */
+    haddr_t dio_base;     /* file address of pattern 0 (contiguous dataset) */
+    size_t dio_row, dio_cap; /* bytes per pattern; rows per staging buffer */
+    void *dio_buf[2];
+    struct aiocb dio_cb[2];
+    int dio_busy[2], dio_slot;
+    long long dio_rows[2][2]; /* patterns [first, end) of each slot's write in flight */
 };
+
+#define DIO_ALIGN 4096
+#define DIO_ROWS 64 /* patterns per asynchronous write */
+
+/* Wait for slot's write, if any: 0, or the errno of its failure (-1 for
+ * a short write). */
+static int dio_wait_quiet(ew_cxi_writer_t *w, int slot)
+{
+    if (!w->dio_busy[slot]) return 0;
+    struct aiocb *cb = &w->dio_cb[slot];
+    const struct aiocb *list[1] = {cb};
+    int e;
+    while ((e = aio_error(cb)) == EINPROGRESS) aio_suspend(list, 1, NULL);
+    ssize_t r = aio_return(cb);
+    w->dio_busy[slot] = 0;
+    return e != 0 ? e : r != (ssize_t)cb->aio_nbytes ? -1 : 0;
+}
+
+/* The same, EW_ERR_IO naming the file if the write failed. */
+static ew_status_t dio_wait(ew_cxi_writer_t *w, int slot)
+{
+    int e = dio_wait_quiet(w, slot);
+    if (e != 0)
+        return ew_fail(EW_ERR_IO, "%s: dataset %s: direct write of %zu bytes at %lld failed (%s)", w->path, P_DATA,
+                       (size_t)w->dio_cb[slot].aio_nbytes, (long long)w->dio_cb[slot].aio_offset,
+                       e > 0 ? strerror(e) : "short write: disk full?");
+    return EW_OK;
+}
+
+/* Wait for every write (errors ignored: the caller is discarding) and close. */
+static void dio_close(ew_cxi_writer_t *w)
+{
+    if (w->dio_fd < 0) return;
+    for (int i = 0; i < 2; i++) (void)dio_wait_quiet(w, i);
+    close(w->dio_fd);
+    w->dio_fd = -1;
+}
+
+static void round_to_u16(const float *in, size_t n, uint16_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (uint16_t)ew_cxi_round_count(in[i], 65535u);
+    }
+}
+
+static void round_to_i32(const float *in, size_t n, int32_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (int32_t)ew_cxi_round_count(in[i], INT32_MAX);
+    }
+}
 
 void ew_cxi_writer_abort(ew_cxi_writer_t *w)
 {
     if (!w) return;
+    dio_close(w);
     for (int i = 0; i < DS_COUNT; i++)
         if (w->ds[i] >= 0) H5Dclose(w->ds[i]);
     if (w->file >= 0) H5Fclose(w->file);
     if (w->tmp) remove(w->tmp);
     free(w->tmp);
     free(w->path);
+    for (int i = 0; i < 2; i++) free(w->dio_buf[i]);
     free(w->written);
+    ew_free(w->stage);
     free(w);
 }
 
@@ -207,6 +280,54 @@ static ew_status_t write_geometry(ew_cxi_writer_t *w, const ew_cxi_geometry_t *g
     return EW_OK;
 }
 
+/* DS_DATA for direct_io: one contiguous block, allocated now (4096-aligned
+ * by the file's alignment property) and never filled: every pattern is
+ * written. */
+static ew_status_t create_rows_contiguous(ew_cxi_writer_t *w, const hsize_t *img, hid_t ftype, const char *units)
+{
+    hsize_t dims[3] = {(hsize_t)w->n, img[0], img[1]};
+    hid_t space = H5Screate_simple(3, dims, NULL), lcpl = H5Pcreate(H5P_LINK_CREATE),
+          dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    int ok = space >= 0 && lcpl >= 0 && dcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0 &&
+             H5Pset_layout(dcpl, H5D_CONTIGUOUS) >= 0 && H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) >= 0 &&
+             H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) >= 0;
+    if (ok) w->ds[DS_DATA] = H5Dcreate2(w->file, P_DATA, ftype, space, lcpl, dcpl, H5P_DEFAULT);
+    if (space >= 0) H5Sclose(space);
+    if (lcpl >= 0) H5Pclose(lcpl);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (w->ds[DS_DATA] < 0) return ew_fail(EW_ERR_IO, "%s: dataset %s: cannot create", w->path, P_DATA);
+    w->extent[DS_DATA] = w->n;
+    return ew_h5_attr_set_str(w->ds[DS_DATA], w->path, P_DATA, "units", units);
+}
+
+/* Turn the O_DIRECT path on if the data block is 4096-aligned, the
+ * in-memory bytes are the file type's and the file system takes an
+ * O_DIRECT write (probed on pattern 0, which is written again later);
+ * otherwise leave it off (dio_fd = -1: H5Dwrite). */
+static void dio_setup(ew_cxi_writer_t *w, hid_t ftype, size_t row)
+{
+    hid_t mem = ftype == H5T_STD_U16LE ? H5T_NATIVE_UINT16 : ftype == H5T_STD_I32LE ? H5T_NATIVE_INT32
+                                                                                    : H5T_NATIVE_FLOAT;
+    haddr_t base = H5Dget_offset(w->ds[DS_DATA]);
+    if (H5Tequal(mem, ftype) <= 0 || base == HADDR_UNDEF || base % DIO_ALIGN != 0) return;
+    for (int i = 0; i < 2; i++)
+        if (posix_memalign(&w->dio_buf[i], DIO_ALIGN, DIO_ROWS * row) != 0) {
+            w->dio_buf[i] = NULL;
+            return;
+        }
+    int fd = open(w->tmp, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (fd < 0) return;
+    memset(w->dio_buf[0], 0, row);
+    if (pwrite(fd, w->dio_buf[0], row, (off_t)base) != (ssize_t)row) {
+        close(fd);
+        return;
+    }
+    w->dio_fd = fd;
+    w->dio_base = base;
+    w->dio_row = row;
+    w->dio_cap = DIO_ROWS;
+}
+
 static ew_status_t create_rows(ew_cxi_writer_t *w, int which, int rank, const hsize_t *row_dims, hid_t ftype,
                                const char *units, int deflate)
 {
@@ -226,6 +347,11 @@ static ew_status_t create_rows(ew_cxi_writer_t *w, int which, int rank, const hs
     EW_TRY(ew_h5_create_dataset(w->file, w->path, ds_path[which], ftype, rank, dims, maxd, chunk, deflate,
                                 H5T_NATIVE_FLOAT, NULL, units, &w->ds[which]));
     w->extent[which] = n0;
+    /* images without a filter: each pattern is one whole chunk, written raw
+     * when the in-memory type is the file type (true on little-endian hosts) */
+    hid_t mem = ftype == H5T_STD_U16LE ? H5T_NATIVE_UINT16 : ftype == H5T_STD_I32LE ? H5T_NATIVE_INT32
+                                                                                    : H5T_NATIVE_FLOAT;
+    w->direct[which] = rank == 3 && chunk[0] == 1 && deflate == 0 && H5Tequal(mem, ftype) > 0;
     return EW_OK;
 }
 
@@ -239,9 +365,12 @@ ew_status_t ew_cxi_writer_open(const char *path, const ew_cxi_geometry_t *g, con
         return ew_fail(EW_ERR_ARG, "%s: geometry needs a positive size, s-vectors and a mask", path);
     if (o->deflate < 0 || o->deflate > 9)
         return ew_fail(EW_ERR_ARG, "%s: deflate level %d is not in 0..9", path, o->deflate);
+    if (o->data_type != EW_CXI_FLOAT32 && o->data_type != EW_CXI_INT32 && o->data_type != EW_CXI_UINT16)
+        return ew_fail(EW_ERR_ARG, "%s: data_type %d is not float32, int32 or uint16", path, (int)o->data_type);
     ew_cxi_writer_t *w = calloc(1, sizeof *w);
     if (!w) return ew_fail(EW_ERR_NOMEM, "%s: out of memory", path);
     w->file = H5I_INVALID_HID;
+    w->dio_fd = -1;
     for (int i = 0; i < DS_COUNT; i++) w->ds[i] = H5I_INVALID_HID;
     w->n = o->n_patterns > 0 ? o->n_patterns : -1;
     w->width = g->width;
@@ -254,7 +383,19 @@ ew_status_t ew_cxi_writer_open(const char *path, const ew_cxi_geometry_t *g, con
         st = ew_fail(EW_ERR_NOMEM, "%s: out of memory", path);
         goto fail;
     }
-    st = ew_h5_create(w->tmp, &w->file);
+    /* direct_io: fixed N, no filter, whole patterns in multiples of 4096 bytes */
+    const size_t esz = o->data_type == EW_CXI_UINT16 ? 2 : 4, row = (size_t)g->width * (size_t)g->height * esz;
+    const int dio = o->direct_io && w->n > 0 && o->deflate == 0 && row % DIO_ALIGN == 0;
+    if (dio) {
+        ew_h5_quiet();
+        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl >= 0 && H5Pset_alignment(fapl, row, DIO_ALIGN) >= 0)
+            w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+        if (fapl >= 0) H5Pclose(fapl);
+        st = w->file >= 0 ? EW_OK : EW_ERR_IO;
+    } else {
+        st = ew_h5_create(w->tmp, &w->file);
+    }
     if (st != EW_OK) {
         st = ew_fail(EW_ERR_IO, "%s: cannot create (temporary %s)", path, w->tmp);
         free(w->tmp); /* nothing was created */
@@ -263,8 +404,21 @@ ew_status_t ew_cxi_writer_open(const char *path, const ew_cxi_geometry_t *g, con
     }
     if ((st = write_geometry(w, g, o)) != EW_OK) goto fail;
     hsize_t img[2] = {(hsize_t)g->height, (hsize_t)g->width}, q4 = 4;
-    if ((st = create_rows(w, DS_DATA, 3, img, H5T_IEEE_F32LE, o->data_units ? o->data_units : "photons",
-                          o->deflate)) != EW_OK)
+    w->dtype = o->data_type;
+    hid_t ftype = o->data_type == EW_CXI_UINT16 ? H5T_STD_U16LE : o->data_type == EW_CXI_INT32 ? H5T_STD_I32LE
+                                                                                              : H5T_IEEE_F32LE;
+    if (dio) {
+        if ((st = create_rows_contiguous(w, img, ftype, o->data_units ? o->data_units : "photons")) != EW_OK)
+            goto fail;
+        dio_setup(w, ftype, row);
+    } else if ((st = create_rows(w, DS_DATA, 3, img, ftype, o->data_units ? o->data_units : "photons",
+                                 o->deflate)) != EW_OK) {
+        goto fail;
+    }
+    if (o->data_type != EW_CXI_FLOAT32 &&
+        (st = ew_h5_attr_set_str(w->ds[DS_DATA], path, P_DATA, "ewald_rounding",
+                                 "nearest integer to max(value, 0), ties to even, saturated at the type's "
+                                 "maximum")) != EW_OK)
         goto fail;
     if (H5Lcreate_soft(P_DATA, w->file, P_DET "/data", H5P_DEFAULT, H5P_DEFAULT) < 0) {
         st = ew_fail(EW_ERR_IO, "%s: cannot link %s/data", path, P_DET);
@@ -307,12 +461,82 @@ static ew_status_t write_rows(ew_cxi_writer_t *w, int which, long long i0, long 
             return ew_fail(EW_ERR_IO, "%s: dataset %s: cannot extend to %lld rows", w->path, ds_path[which], i0 + k);
         w->extent[which] = i0 + k;
     }
+    if (w->direct[which]) {
+        /* one whole (1, H, W) chunk per pattern, bytes as they are in memory */
+        size_t row = (size_t)w->width * (size_t)w->height * H5Tget_size(mtype);
+        for (long long j = 0; j < k; j++) {
+            hsize_t off[3] = {(hsize_t)(i0 + j), 0, 0};
+            if (H5Dwrite_chunk(w->ds[which], H5P_DEFAULT, 0, off, row, (const char *)buf + (size_t)j * row) < 0)
+                return ew_fail(EW_ERR_IO, "%s: dataset %s: write of row %lld failed (disk full?)", w->path,
+                               ds_path[which], i0 + j);
+        }
+        return EW_OK;
+    }
     return ew_h5_rows_io(w->ds[which], w->path, ds_path[which], 1, mtype, (hsize_t)i0, (hsize_t)k, (void *)buf);
+}
+
+void ew_cxi_round_counts(const float *in, size_t n, ew_cxi_dtype_t type, void *out)
+{
+    EW_ASSERT(type == EW_CXI_UINT16 || type == EW_CXI_INT32);
+    if (type == EW_CXI_UINT16) round_to_u16(in, n, out);
+    else round_to_i32(in, n, out);
 }
 
 ew_status_t ew_cxi_write_patterns(ew_cxi_writer_t *w, long long i0, long long k, const float *data)
 {
-    EW_TRY(write_rows(w, DS_DATA, i0, k, H5T_NATIVE_FLOAT, data));
+    if (i0 < 0 || k < 0 || (w->n > 0 && i0 + k > w->n))
+        return ew_fail(EW_ERR_RANGE, "%s: dataset %s: rows [%lld, %lld) outside [0, %lld)", w->path, P_DATA, i0,
+                       i0 + k, w->n);
+    const size_t npix = (size_t)w->width * (size_t)w->height;
+    if (w->dio_fd >= 0) {
+        /* O_DIRECT: stage (converting if integer) into the free buffer, post it */
+        for (long long j0 = 0; j0 < k; j0 += (long long)w->dio_cap) {
+            size_t kb = (size_t)(k - j0 < (long long)w->dio_cap ? k - j0 : (long long)w->dio_cap);
+            int sl = w->dio_slot;
+            EW_TRY(dio_wait(w, sl));
+            /* rewriting rows still in flight in the other slot: let that write land first */
+            const long long r0 = i0 + j0, r1 = r0 + (long long)kb;
+            if (w->dio_busy[1 - sl] && r0 < w->dio_rows[1 - sl][1] && w->dio_rows[1 - sl][0] < r1)
+                EW_TRY(dio_wait(w, 1 - sl));
+            w->dio_rows[sl][0] = r0;
+            w->dio_rows[sl][1] = r1;
+            const float *src = data + (size_t)j0 * npix;
+            if (w->dtype == EW_CXI_FLOAT32) memcpy(w->dio_buf[sl], src, kb * npix * sizeof(float));
+            else ew_cxi_round_counts(src, kb * npix, w->dtype, w->dio_buf[sl]);
+            struct aiocb *cb = &w->dio_cb[sl];
+            memset(cb, 0, sizeof *cb);
+            cb->aio_fildes = w->dio_fd;
+            cb->aio_offset = (off_t)(w->dio_base + (haddr_t)(i0 + j0) * w->dio_row);
+            cb->aio_buf = w->dio_buf[sl];
+            cb->aio_nbytes = kb * w->dio_row;
+            cb->aio_sigevent.sigev_notify = SIGEV_NONE;
+            if (aio_write(cb) != 0)
+                return ew_fail(EW_ERR_IO, "%s: dataset %s: cannot queue a direct write: %s", w->path, P_DATA,
+                               strerror(errno));
+            w->dio_busy[sl] = 1;
+            w->dio_slot = 1 - sl;
+        }
+    } else if (w->dtype == EW_CXI_FLOAT32) {
+        EW_TRY(write_rows(w, DS_DATA, i0, k, H5T_NATIVE_FLOAT, data));
+    } else {
+        /* rounded counts, converted in blocks of at most 256 patterns */
+        const size_t es = w->dtype == EW_CXI_UINT16 ? 2 : 4;
+        for (long long j0 = 0; j0 < k; j0 += 256) {
+            size_t kb = (size_t)(k - j0 < 256 ? k - j0 : 256);
+            if (kb > w->stage_rows) {
+                size_t n;
+                EW_TRY(ew_size_mul3(kb, npix, es, &n));
+                ew_free(w->stage);
+                w->stage = ew_alloc_array(n, 1);
+                w->stage_rows = w->stage ? kb : 0;
+                if (!w->stage) return ew_fail(EW_ERR_NOMEM, "%s: no staging for %zu patterns", w->path, kb);
+            }
+            const float *src = data + (size_t)j0 * npix;
+            ew_cxi_round_counts(src, kb * npix, w->dtype, w->stage);
+            EW_TRY(write_rows(w, DS_DATA, i0 + j0, (long long)kb,
+                              w->dtype == EW_CXI_UINT16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_INT32, w->stage));
+        }
+    }
     if (w->written) memset(w->written + i0, 1, (size_t)k);
     return EW_OK;
 }
@@ -334,7 +558,15 @@ ew_status_t ew_cxi_write_truth(ew_cxi_writer_t *w, long long i0, long long k, co
 ew_status_t ew_cxi_writer_close(ew_cxi_writer_t *w)
 {
     ew_status_t st = EW_OK;
-    if (w->n > 0) {
+    if (w->dio_fd >= 0) {
+        for (int i = 0; i < 2; i++) {
+            ew_status_t s2 = dio_wait(w, i);
+            if (st == EW_OK) st = s2;
+        }
+        close(w->dio_fd);
+        w->dio_fd = -1;
+    }
+    if (st == EW_OK && w->n > 0) {
         long long done = 0;
         for (long long i = 0; i < w->n; i++) done += w->written[i];
         if (done != w->n)

@@ -3,7 +3,9 @@
  * Layout (exact, with units, in docs/formats-cxi.md; CXI: Maia, Nature
  * Methods 9, 854 (2012), cxidb.org):
  *   /cxi_version                                   150
- *   /entry_1/data_1/data            (N, H, W) f32  photon counts (or expected photons); chunk (1, H, W)
+ *   /entry_1/data_1/data            (N, H, W) f32  photon counts (or expected photons); chunk (1, H, W),
+ *                                           or contiguous when written with direct_io;
+ *                                           i32 or u16 rounded counts when asked (data_type)
  *   /entry_1/data_1/mask            (H, W)    u8   ewald codes: 0 good, 1 not for orientation, 2 bad
  *   /entry_1/instrument_1/detector_1/
  *       distance, x_pixel_size, y_pixel_size  f64  m
@@ -78,6 +80,29 @@ void ew_cxi_geometry_free(ew_cxi_geometry_t *g);
 uint32_t ew_cxi_mask_to_bits(uint8_t code);
 uint8_t ew_cxi_mask_from_bits(uint32_t bits);
 
+/* Storage type of /entry_1/data_1/data (the expected patterns stay f32). */
+typedef enum {
+    EW_CXI_FLOAT32 = 0, /* f32: the values as given (default) */
+    EW_CXI_INT32,       /* i32 photon counts: ew_cxi_round_count, saturating at 2^31 - 1 */
+    EW_CXI_UINT16       /* u16 photon counts: ew_cxi_round_count, saturating at 65535 */
+} ew_cxi_dtype_t;
+
+/* The integer a float photon value is stored as in an integer CXI file
+ * (and, with max = 2^31 - 1, in a Dragonfly .emc): the nearest integer to
+ * max(v, 0), ties to even (lrintf in the default rounding mode), NaN -> 0,
+ * saturated at max. Negative values (readout noise around 0) become 0. */
+static inline uint32_t ew_cxi_round_count(float v, uint32_t max)
+{
+    float r = v > 0.0f ? v : 0.0f;                      /* NaN -> 0 */
+    r = r < 0x1p23f ? (r + 0x1p23f) - 0x1p23f : r;      /* ties to even: exact without -ffast-math */
+    return r >= (float)max ? max : (uint32_t)r;
+}
+
+/* ew_cxi_round_count over n values into out: uint16_t with max 65535 for
+ * EW_CXI_UINT16, int32_t with max 2^31 - 1 for EW_CXI_INT32 (vectorized).
+ * type must be one of these two (EW_ASSERT). */
+void ew_cxi_round_counts(const float *in, size_t n, ew_cxi_dtype_t type, void *out);
+
 typedef struct {
     long long n_patterns;      /* N if known (> 0); <= 0: extendible, N = rows written */
     int deflate;               /* 0 none, 1..9 gzip level */
@@ -86,6 +111,13 @@ typedef struct {
     uint64_t seed;             /* the run's seed, stored as a root attribute */
     int with_truth;            /* create /entry_1/ground_truth quaternions, fluence, photons */
     int with_expected;         /* create /entry_1/ground_truth/expected (N, H, W) */
+    ew_cxi_dtype_t data_type;  /* storage type of data_1/data (0: float32) */
+    int direct_io;             /* when N is known, deflate is 0 and a pattern is a multiple of 4096
+                                  bytes: data_1/data is one contiguous block, allocated at open and
+                                  4096-aligned, written with O_DIRECT (no page cache; POSIX AIO from
+                                  two staging buffers of 64 patterns, so writes overlap the caller)
+                                  where the file system takes it (else with H5Dwrite). Otherwise,
+                                  or 0: chunk (1, H, W) through HDF5. */
 } ew_cxi_write_options_t;
 
 /* Streaming writer: write patterns in any order in slices [i0, i0 + k);
@@ -99,7 +131,13 @@ ew_status_t ew_cxi_writer_open(const char *path, const ew_cxi_geometry_t *g, con
                                ew_cxi_writer_t **w);
 
 /* Write patterns i0 .. i0+k-1 from data (k, H, W). With a known N,
- * i0 + k <= N (else EW_ERR_RANGE); extendible files grow as needed. */
+ * i0 + k <= N (else EW_ERR_RANGE); extendible files grow as needed. With
+ * an integer data_type each value is stored as ew_cxi_round_count(v, max
+ * of the type). Unfiltered chunked patterns go to the file as whole
+ * (1, H, W) chunks (H5Dwrite_chunk: no chunk cache, hyperslab or type
+ * conversion). With direct_io the write may still be in flight when this
+ * returns (data has been copied); its error, if any, is returned by the
+ * next call or by ew_cxi_writer_close. */
 ew_status_t ew_cxi_write_patterns(ew_cxi_writer_t *w, long long i0, long long k, const float *data);
 
 /* Write noise-free expected patterns i0 .. i0+k-1 (needs with_expected). */

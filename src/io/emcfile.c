@@ -463,7 +463,7 @@ ew_status_t ew_emc_writer_open(const char *path, int num_pix, ew_emc_writer_t **
     if (!w) return ew_fail(EW_ERR_NOMEM, "%s: out of memory", path);
     w->num_pix = num_pix;
     w->path = ew_strdup(path);
-    w->buf = malloc((size_t)num_pix * sizeof *w->buf);
+    w->buf = malloc((size_t)num_pix * 3 * sizeof *w->buf); /* ones | multi places | multi counts */
     char *base = ew_temp_name(path);
     if (!w->path || !w->buf || !base) {
         free(base);
@@ -538,6 +538,43 @@ ew_status_t ew_emc_writer_add_frame(ew_emc_writer_t *w, const float *frame)
     else st = ew_fail_context(st, "%s", w->path);
     free(tmp);
     return st;
+}
+
+ew_status_t ew_emc_writer_add_rounded(ew_emc_writer_t *w, const float *frame)
+{
+    if (w->num_frames >= INT32_MAX)
+        return ew_fail(EW_ERR_RANGE, "%s: more than 2^31 - 1 frames do not fit the format", w->path);
+    size_t c1 = w->cap, c2 = w->cap;
+    EW_TRY(ew_grow((void **)&w->ones, &c1, w->num_frames + 1, sizeof *w->ones));
+    EW_TRY(ew_grow((void **)&w->multi, &c2, w->num_frames + 1, sizeof *w->multi));
+    w->cap = c1 < c2 ? c1 : c2;
+    const int np = w->num_pix;
+    int32_t *po = w->buf, *pm = w->buf + np, *cm = w->buf + 2 * (size_t)np;
+    int32_t nones = 0, nmulti = 0;
+    /* blocks of 16 whose largest value is below 0.5 round to all zeros
+     * (NaN compares false and stays out of the maximum) */
+    for (int t0 = 0; t0 < np; t0 += 16) {
+        const int t1 = np - t0 < 16 ? np : t0 + 16;
+        float mx = 0.0f;
+        for (int t = t0; t < t1; t++) mx = frame[t] > mx ? frame[t] : mx;
+        if (!(mx >= 0.5f)) continue;
+        uint32_t c[16];
+        for (int t = t0; t < t1; t++) c[t - t0] = ew_cxi_round_count(frame[t], INT32_MAX);
+        for (int t = t0; t < t1; t++) {
+            if (c[t - t0] == 1) po[nones++] = t;
+            else if (c[t - t0] > 1) {
+                pm[nmulti] = t;
+                cm[nmulti++] = (int32_t)c[t - t0];
+            }
+        }
+    }
+    if (write_i32(w->fp[0], po, (size_t)nones) || write_i32(w->fp[1], pm, (size_t)nmulti) ||
+        write_i32(w->fp[2], cm, (size_t)nmulti))
+        return ew_fail(EW_ERR_IO, "%s: writing temporary file failed: %s", w->path, strerror(errno));
+    w->ones[w->num_frames] = nones;
+    w->multi[w->num_frames] = nmulti;
+    w->num_frames++;
+    return EW_OK;
 }
 
 size_t ew_emc_writer_count(const ew_emc_writer_t *w) { return w->num_frames; }

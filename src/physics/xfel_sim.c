@@ -441,32 +441,43 @@ ew_status_t ew_xfel_simulate(const ew_xfel_config_t *cfg, const ew_detector_t *d
     const int jitter = cfg->beam_jitter_px > 0.0;
     size_t bufn;
     ew_status_t st = ew_size_mul(B, npix, &bufn);
-    ew_xfel_pattern_t *pats = NULL;
-    float *data = NULL, *expd = NULL, *lam = NULL, *geo = NULL, *rot = NULL;
+    /* Two batches in flight: while the team computes batch b into one slot,
+     * the calling (master) thread hands batch b - 1 from the other slot to
+     * the writer, then joins the computation (dynamic schedule). */
+    ew_xfel_pattern_t *pats[2] = {NULL, NULL};
+    float *data[2] = {NULL, NULL}, *expd[2] = {NULL, NULL}, *lam = NULL, *geo = NULL, *rot = NULL;
     wordgen_t *wgs = NULL;
     if (st == EW_OK) {
-        pats = ew_calloc_array(B, sizeof *pats);
-        data = ew_alloc_array(bufn, sizeof(float));
-        expd = cfg->keep_expected ? ew_alloc_array(bufn, sizeof(float)) : NULL;
+        int bad = 0;
+        for (int sl = 0; sl < 2; sl++) {
+            pats[sl] = ew_calloc_array(B, sizeof(ew_xfel_pattern_t));
+            data[sl] = ew_alloc_array(bufn, sizeof(float));
+            expd[sl] = cfg->keep_expected ? ew_alloc_array(bufn, sizeof(float)) : NULL;
+            bad |= !pats[sl] || !data[sl] || (cfg->keep_expected && !expd[sl]);
+        }
         /* per thread: lambda (npix) and, with jitter, shifted s (3 npix) + corr parts (2 npix);
          * in exact mode lambda holds a whole batch */
         lam = ew_alloc_array(cfg->exact ? bufn : (size_t)nthreads * npix, sizeof(float));
         geo = (jitter || cfg->exact) ? ew_alloc_array((size_t)nthreads * 5 * npix, sizeof(float)) : NULL;
         rot = cfg->exact ? ew_alloc_array(3 * npix, sizeof(float)) : NULL;
         wgs = ew_alloc_array((size_t)nthreads, sizeof(wordgen_t));
-        if (!wgs || !pats || !data || (cfg->keep_expected && !expd) || !lam || ((jitter || cfg->exact) && !geo) ||
-            (cfg->exact && !rot))
+        if (bad || !wgs || !lam || ((jitter || cfg->exact) && !geo) || (cfg->exact && !rot))
             st = ew_fail(EW_ERR_NOMEM, "xfel: cannot allocate a batch of %zu patterns of %zu pixels", B, npix);
     }
     ew_progress_t *prog = st == EW_OK ? ew_progress_start("simulating patterns", cfg->n_patterns) : NULL;
     double sum_e = 0, sum_t = 0, sum_r = 0;
     const double re2 = EW_R_E_A * EW_R_E_A;
 
-    for (size_t b0 = 0; st == EW_OK && b0 < cfg->n_patterns; b0 += B) {
-        const size_t nb = cfg->n_patterns - b0 < B ? cfg->n_patterns - b0 : B;
+    size_t prev_nb = 0; /* patterns of the previous batch, waiting in slot 1 - cur */
+    int cur = 0;
+    for (size_t b0 = 0; st == EW_OK && (b0 < cfg->n_patterns || prev_nb > 0); b0 += B, cur = 1 - cur) {
+        const size_t nb = b0 >= cfg->n_patterns ? 0 : cfg->n_patterns - b0 < B ? cfg->n_patterns - b0 : B;
+        ew_xfel_pattern_t *pb = pats[cur], *pprev = pats[1 - cur];
+        float *db = data[cur], *eb = expd[cur];
+        ew_status_t wst = EW_OK;
         /* draws that set up each pattern */
         for (size_t k = 0; k < nb; k++) {
-            ew_xfel_pattern_t *pt = &pats[k];
+            ew_xfel_pattern_t *pt = &pb[k];
             size_t idx = cfg->first_index + b0 + k;
             memset(pt, 0, sizeof *pt);
             pt->index = idx;
@@ -480,74 +491,83 @@ ew_status_t ew_xfel_simulate(const ew_xfel_config_t *cfg, const ew_detector_t *d
                 pt->beam_dx = cfg->beam_jitter_px * ew_rng_normal(&r);
                 pt->beam_dy = cfg->beam_jitter_px * ew_rng_normal(&r);
             }
-            pt->data = data + k * npix;
-            pt->expected = expd ? expd + k * npix : NULL;
+            pt->data = db + k * npix;
+            pt->expected = eb ? eb + k * npix : NULL;
         }
         if (cfg->exact) {
-            /* direct sums, each parallel over pixels */
+            /* direct sums, each parallel over pixels; no overlap with the writer */
+            if (prev_nb > 0) wst = write(ctx, pprev, prev_nb);
             float *sp = geo, *sa = geo + 3 * npix, *pol = geo + 4 * npix;
-            for (size_t k = 0; k < nb && st == EW_OK; k++) {
+            for (size_t k = 0; k < nb && st == EW_OK && wst == EW_OK; k++) {
                 double R[9];
-                ew_quat_to_mat(pats[k].quat, R);
+                ew_quat_to_mat(pb[k].quat, R);
                 const float *s = det->s;
                 const float *so = det->solid_angle, *po = det->polarization;
                 if (jitter) {
-                    ew_detector_geometry_shifted(det, pats[k].beam_dx, pats[k].beam_dy, sp, sa, pol);
+                    ew_detector_geometry_shifted(det, pb[k].beam_dx, pb[k].beam_dy, sp, sa, pol);
                     s = sp, so = sa, po = pol;
                 }
                 for (size_t p = 0; p < npix; p++)
                     for (int j = 0; j < 3; j++)
                         rot[3 * p + j] = (float)(R[j] * s[3 * p] + R[3 + j] * s[3 * p + 1] + R[6 + j] * s[3 * p + 2]);
                 st = ew_scatter_direct_intensity(atoms, rot, npix, lam + k * npix);
-                const double scale = pats[k].fluence_mult * flu_a2 * re2;
+                const double scale = pb[k].fluence_mult * flu_a2 * re2;
                 for (size_t p = 0; p < npix; p++) lam[k * npix + p] *= (float)(scale * so[p] * po[p]);
             }
-            if (st != EW_OK) break;
+            if (st == EW_OK && wst == EW_OK) {
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
-            for (size_t k = 0; k < nb; k++) {
-                sums_t sm = add_noise(cfg, det->mask, npix, pats[k].index, lam + k * npix, data + k * npix,
-                                      expd ? expd + k * npix : NULL, &wgs[omp_get_thread_num()]);
-                pats[k].photons_expected = sm.expected;
-                pats[k].photons_total = sm.total;
-                pats[k].photons_recorded = sm.recorded;
+                for (size_t k = 0; k < nb; k++) {
+                    sums_t sm = add_noise(cfg, det->mask, npix, pb[k].index, lam + k * npix, db + k * npix,
+                                          eb ? eb + k * npix : NULL, &wgs[omp_get_thread_num()]);
+                    pb[k].photons_expected = sm.expected;
+                    pb[k].photons_total = sm.total;
+                    pb[k].photons_recorded = sm.recorded;
+                }
             }
         } else {
 #pragma omp parallel num_threads(nthreads)
             {
+#pragma omp master
+                {
+                    if (prev_nb > 0) wst = write(ctx, pprev, prev_nb);
+                }
                 int tid = omp_get_thread_num();
                 float *l = lam + (size_t)tid * npix;
                 float *sp = geo ? geo + (size_t)tid * 5 * npix : NULL;
 #pragma omp for schedule(dynamic, 1)
                 for (size_t k = 0; k < nb; k++) {
                     double R[9];
-                    ew_quat_to_mat(pats[k].quat, R);
+                    ew_quat_to_mat(pb[k].quat, R);
                     const float *s = det->s, *corr = det->corr;
                     float *cj = NULL;
                     if (jitter) {
                         float *sa = sp + 3 * npix, *pol = sp + 4 * npix;
-                        ew_detector_geometry_shifted(det, pats[k].beam_dx, pats[k].beam_dy, sp, sa, pol);
+                        ew_detector_geometry_shifted(det, pb[k].beam_dx, pb[k].beam_dy, sp, sa, pol);
                         for (size_t p = 0; p < npix; p++) sa[p] *= pol[p];
                         s = sp, cj = sa;
                         corr = cj;
                     }
                     ew_slice_trilinear(W, R, s, npix, l);
-                    const float m = (float)pats[k].fluence_mult;
+                    const float m = (float)pb[k].fluence_mult;
                     for (size_t p = 0; p < npix; p++) l[p] *= m * corr[p];
-                    sums_t sm = add_noise(cfg, det->mask, npix, pats[k].index, l, data + k * npix,
-                                          expd ? expd + k * npix : NULL, &wgs[tid]);
-                    pats[k].photons_expected = sm.expected;
-                    pats[k].photons_total = sm.total;
-                    pats[k].photons_recorded = sm.recorded;
+                    sums_t sm = add_noise(cfg, det->mask, npix, pb[k].index, l, db + k * npix,
+                                          eb ? eb + k * npix : NULL, &wgs[tid]);
+                    pb[k].photons_expected = sm.expected;
+                    pb[k].photons_total = sm.total;
+                    pb[k].photons_recorded = sm.recorded;
                 }
             }
         }
-        for (size_t k = 0; k < nb; k++) {
-            sum_e += pats[k].photons_expected;
-            sum_t += pats[k].photons_total;
-            sum_r += pats[k].photons_recorded;
+        if (prev_nb > 0 && wst == EW_OK) {
+            for (size_t k = 0; k < prev_nb; k++) {
+                sum_e += pprev[k].photons_expected;
+                sum_t += pprev[k].photons_total;
+                sum_r += pprev[k].photons_recorded;
+            }
+            ew_progress_add(prog, prev_nb);
         }
-        st = write(ctx, pats, nb);
-        ew_progress_add(prog, nb);
+        if (st == EW_OK) st = wst;
+        prev_nb = nb;
     }
     ew_progress_finish(prog);
     if (st == EW_OK && stats && cfg->n_patterns > 0) {
@@ -558,9 +578,11 @@ ew_status_t ew_xfel_simulate(const ew_xfel_config_t *cfg, const ew_detector_t *d
         stats->seconds = ew_time_now() - t0;
     }
     if (fm.have_hist) ew_hist_sampler_free(&fm.hs);
-    ew_free(pats);
-    ew_free(data);
-    ew_free(expd);
+    for (int sl = 0; sl < 2; sl++) {
+        ew_free(pats[sl]);
+        ew_free(data[sl]);
+        ew_free(expd[sl]);
+    }
     ew_free(lam);
     ew_free(geo);
     ew_free(rot);
@@ -669,7 +691,6 @@ typedef struct {
     size_t first, npix;
     int with_expected;
     double *quat, *flu, *phot; /* (batch) staging for ground truth */
-    int32_t *counts;           /* (npix) staging for the .emc */
     size_t cap;
     float *preview;            /* (preview_n, npix) first patterns for the montage, or NULL */
     size_t preview_n, preview_have;
@@ -710,14 +731,7 @@ static ew_status_t file_sink_write(void *ctx, const ew_xfel_pattern_t *p, size_t
         EW_TRY(ew_cxi_write_truth(fs->cxi, i0, (long long)count, fs->quat, fs->flu, fs->phot));
     }
     if (fs->emc) {
-        for (size_t k = 0; k < count; k++) {
-            const float *d = p[k].data;
-            for (size_t q = 0; q < fs->npix; q++) {
-                float v = d[q] > 0.0f ? d[q] : 0.0f;
-                fs->counts[q] = v < 2147483647.0f ? (int32_t)lrintf(v) : 2147483647;
-            }
-            EW_TRY(ew_emc_writer_add_counts(fs->emc, fs->counts));
-        }
+        for (size_t k = 0; k < count; k++) EW_TRY(ew_emc_writer_add_rounded(fs->emc, p[k].data));
     }
     return EW_OK;
 }
@@ -790,12 +804,12 @@ ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_conf
         wo.seed = cfg->seed;
         wo.with_truth = 1;
         wo.with_expected = fs.with_expected;
+        wo.data_type = (ew_cxi_dtype_t)out->cxi_dtype;
+        wo.direct_io = 1; /* bypass the page cache where the file system allows (io/cxi.h) */
         if (st == EW_OK) st = ew_cxi_writer_open(out->cxi_path, &g, &wo, &fs.cxi);
     }
     if (st == EW_OK && out->emc_path) {
-        fs.counts = ew_alloc_array(det->npix, sizeof(int32_t));
-        if (!fs.counts) st = ew_fail(EW_ERR_NOMEM, "%s: no staging buffer", out->emc_path);
-        if (st == EW_OK) st = ew_emc_writer_open(out->emc_path, (int)det->npix, &fs.emc);
+        st = ew_emc_writer_open(out->emc_path, (int)det->npix, &fs.emc);
     }
     if (st == EW_OK && out->montage_path) {
         fs.preview_n = out->montage_count > 0 ? (size_t)out->montage_count : 16;
@@ -870,7 +884,7 @@ ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_conf
     free(vol_tmp);
     free(det_tmp);
     ew_cxi_geometry_free(&g);
-    ew_free(fs.quat), ew_free(fs.flu), ew_free(fs.phot), ew_free(fs.counts);
+    ew_free(fs.quat), ew_free(fs.flu), ew_free(fs.phot);
     ew_free(fs.preview), ew_free(fs.photons);
     return st;
 }

@@ -91,7 +91,10 @@ typedef struct {
 } ew_xfel_pattern_t;
 
 /* Writer callback: `count` consecutive patterns in index order, called
- * from the thread that called ew_xfel_simulate. Their data (and expected)
+ * from the thread that called ew_xfel_simulate, while the other threads
+ * already compute the next batch (the caller's thread joins them when the
+ * callback returns; the callback need not be thread-safe, and one OpenMP
+ * thread fewer is computing while it runs). Their data (and expected)
  * arrays are one contiguous buffer: patterns[k].data == patterns[0].data +
  * k * npix. The pointers are valid only during the call. Returning an
  * error stops the simulation with it. */
@@ -169,13 +172,15 @@ typedef struct {
     int cxi_deflate;              /* gzip level 0..9 */
     int with_expected;            /* also the noise-free patterns (ground_truth/expected) */
     const char *emc_path;         /* Dragonfly sparse photon file (io/emcfile.h); values are rounded
-                                     to the nearest non-negative integer (readout noise) */
+                                     by ew_cxi_round_count (nearest non-negative integer; readout noise) */
     const char *emc_detector_path;/* Dragonfly detector file (q in voxels of the photon volume) */
     const char *volume_path;      /* the true photon volume W, HDF5 (io/h5vol.h), photons/sr */
     const char *montage_path;     /* PNG: log-scale montage of the first patterns */
     int montage_count;            /* patterns in the montage (0 -> 16) */
     const char *histogram_path;   /* PNG: histogram of photons per pattern (photons_total) */
     const char *structure_name;   /* stored as metadata (may be NULL) */
+    int cxi_dtype;                /* ew_cxi_dtype_t (io/cxi.h): float32 (0, the values as simulated), or
+                                     int32 / uint16 photon counts rounded by ew_cxi_round_count */
 } ew_xfel_output_t;
 
 /* Load a measured photons-per-pattern histogram from a .npy file of shape
@@ -187,7 +192,9 @@ ew_status_t ew_xfel_load_photon_histogram(const char *path, double **values, dou
 
 /* Simulate cfg->n_patterns patterns of model m (cfg->exact uses the atoms)
  * and stream them to the files of out (at least one path, else
- * EW_ERR_ARG). Every file is written under a temporary name and renamed
+ * EW_ERR_ARG). The CXI patterns are written with direct_io (io/cxi.h:
+ * O_DIRECT, asynchronous, where the pattern size and file system allow),
+ * overlapping the computation of the next batch. Every file is written under a temporary name and renamed
  * when complete: on error no output file is left. stats may be NULL. */
 ew_status_t ew_xfel_simulate_to_cxi(const ew_xfel_model_t *m, const ew_xfel_config_t *cfg,
                                     const ew_xfel_output_t *out, ew_xfel_stats_t *stats);
