@@ -4,6 +4,7 @@
 #include "core/mem.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,14 @@ char *ew_temp_name(const char *path)
 
 ew_status_t ew_commit_rename(char *tmpname, const char *path)
 {
+    /* never replace a device, directory, FIFO or socket: rename() would
+     * (as root even /dev/null) */
+    struct stat sb;
+    if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode)) {
+        remove(tmpname);
+        free(tmpname);
+        return ew_fail(EW_ERR_IO, "%s: exists and is not a regular file; refusing to replace it", path);
+    }
     if (rename(tmpname, path) != 0) {
         int e = errno;
         remove(tmpname);

@@ -62,7 +62,8 @@ void ew_progress_abort(ew_progress_t *p);
 /* Atomic file output: write to "<path>.tmp.<pid>.<k>", then rename over path.
  * ew_atomic_open returns the temporary FILE* and its name (caller frees
  * tmpname with free()); ew_atomic_commit closes, checks for write errors
- * and renames; ew_atomic_abort closes and deletes the temporary. */
+ * and renames (as ew_commit_rename: never over a non-regular file);
+ * ew_atomic_abort closes and deletes the temporary. */
 ew_status_t ew_atomic_open(const char *path, FILE **fp, char **tmpname);
 ew_status_t ew_atomic_commit(FILE *fp, char *tmpname, const char *path);
 void ew_atomic_abort(FILE *fp, char *tmpname);
@@ -76,7 +77,9 @@ ew_status_t ew_file_read_all(const char *path, char **out, size_t *n_out);
  * other libraries (HDF5, libpng): "<path>.tmp.<pid>.<k>", k counting the
  * names made by this process. Caller frees. */
 char *ew_temp_name(const char *path);
-/* Rename tmpname to path (removing tmpname on failure); frees tmpname. */
+/* Rename tmpname to path (removing tmpname on failure); frees tmpname.
+ * A path that exists and is not a regular file or a symbolic link (a
+ * directory, device, FIFO, socket) is never replaced: EW_ERR_IO naming it. */
 ew_status_t ew_commit_rename(char *tmpname, const char *path);
 
 #endif
