@@ -1241,7 +1241,8 @@ static ew_status_t eval_volume(ew_ssl_model_t *m, const ew_rvol_t *W, ew_ssl_eva
     /* voxels beyond the detector corner, or inside the beam stop (the
      * smallest |s| of a good pixel), were never measured */
     double r2max = (m->s_max_corner / m->ds) * (m->s_max_corner / m->ds);
-    double r2min = (m->pix_s[0] / m->ds) * (m->pix_s[0] / m->ds);
+    double r0 = m->pix_s[0] / m->ds + 1.0; /* one voxel past the beam stop's edge: partial shells */
+    double r2min = r0 * r0;
     for (int z = 0; z < n; z++)
         for (int y = 0; y < n; y++)
             for (int x = 0; x < n; x++) {

@@ -166,9 +166,11 @@ static void summary(ew_report_t *r, const ew_demo_config_t *c, const ew_demo_res
         cells[k++] = "EMC + phasing: density FSC 0.5 vs the structure", cells[k++] = v[row++];
         fmt_res(v[row], sizeof v[row], res->truth_dfsc_res05);
         cells[k++] = "true intensity + phasing: density FSC 0.5 (phasing alone)", cells[k++] = v[row++];
-        if (res->ssl_run)
-            ROW("self-supervised model: orientation error median", "%.1f deg (short demo training)",
-                res->ssl_orient_median_deg);
+        if (res->ssl_run) {
+            ROW("self-supervised model: orientation error median", "%.1f deg", res->ssl_orient_median_deg);
+            fmt_res(v[row], sizeof v[row], res->ssl_dfsc_res05);
+            cells[k++] = "self-supervised + phasing: density FSC 0.5 vs the structure", cells[k++] = v[row++];
+        }
         else
             ROW("self-supervised model", "%s", "not run");
     }
@@ -209,6 +211,7 @@ ew_status_t ew_demo_run(const ew_demo_config_t *c, ew_demo_results_t *res)
     res->emc_orient_median_deg = res->emc_orient_p90_deg = res->emc_grid_spacing_deg = NAN;
     res->emc_ifsc_frac09 = res->emc_ifsc_res05 = NAN;
     res->emc_dfsc_res05 = res->emc_dfsc_res0143 = res->truth_dfsc_res05 = res->emc_phase_error = NAN;
+    res->ssl_dfsc_res05 = NAN;
     res->photons_per_pattern = res->edge_res = NAN;
     res->cut_psd_simulated = res->cut_psd_translated = NAN;
     res->ssl_orient_median_deg = NAN;

@@ -91,7 +91,10 @@ typedef struct {
     double emc_dfsc_res05, emc_dfsc_res0143; /* density FSC of the phased EMC intensity vs the truth, A */
     double truth_dfsc_res05;    /* density FSC of the phased TRUE intensity vs the truth, A (phasing alone) */
     double emc_phase_error;     /* Fourier error of the best phasing start */
-    double ssl_orient_median_deg; /* self-supervised orientation error median (in-plane twin allowed) */
+    double ssl_orient_median_deg; /* self-supervised model's orientation error median (after the best global
+                                     rotation and hand) */
+    int ssl_vol_ok;             /* the learned intensity was resampled and aligned for phasing */
+    double ssl_dfsc_res05;      /* density FSC 0.5 of the phased self-supervised intensity vs the truth, A */
     int ssl_run, cut_run, pick_run, emrecon_run; /* 0: step not in this build */
     size_t em_micrographs, em_particles; /* simulated micrographs and particles in them */
     double cut_psd_simulated, cut_psd_translated; /* noise PSD distance to full physics, before / after */

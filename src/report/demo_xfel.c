@@ -140,7 +140,7 @@ static double curve_res(const ew_shell_curve_t *fc, double thr)
 /* Train the self-supervised model briefly on (up to) the first
  * c->ssl_patterns patterns and score it against the truth. */
 static ew_status_t ssl_section(const ew_demo_config_t *c, ew_report_t *r, const collect_t *cl,
-                               const ew_detector_t *d, const ew_rvol_t *W, ew_demo_results_t *res)
+                               const ew_detector_t *d, const ew_rvol_t *W, ew_demo_results_t *res, float *ssl_al)
 {
     char path[4096];
     ew_report_section(r, "xfel-ssl", "XFEL: self-supervised orientation model");
@@ -156,10 +156,10 @@ static ew_status_t ssl_section(const ew_demo_config_t *c, ew_report_t *r, const 
     sc.enc_size = d->nx % 32 == 0 ? 32 : d->nx / 2;
     sc.epochs = c->ssl_epochs;
     /* the default recipe (docs/ssl.md), shrunk to the demo: EMC start on
-     * 2 x 2 super-pixels over the demo's EMC levels (one fewer at the top) */
+     * 2 x 2 super-pixels over the demo's EMC levels */
     sc.emc_size = d->nx % 2 == 0 ? d->nx / 2 : d->nx;
     sc.emc_level_lo = c->emc_level_lo;
-    sc.emc_level_hi = c->emc_level_hi > c->emc_level_lo ? c->emc_level_hi - 1 : c->emc_level_lo;
+    sc.emc_level_hi = c->emc_level_hi;
     sc.emc_iters = c->emc_iters;
     sc.batch = n >= 16 ? 16 : (int)n;
     sc.progress = 1;
@@ -181,6 +181,32 @@ static ew_status_t ssl_section(const ew_demo_config_t *c, ew_report_t *r, const 
     ew_report_timing(r, "XFEL: self-supervised model (train + evaluate)", secs);
     res->ssl_run = 1;
     res->ssl_orient_median_deg = ev.median_deg;
+    {
+        /* the learned intensity on the truth's grid (trilinear), rotated onto the truth, for phasing */
+        ew_rvol_t V = {0};
+        int wn = W->n, wc = W->n / 2;
+        size_t wnv = (size_t)wn * wn * wn;
+        float *pts = ew_alloc_array(3 * wnv, sizeof(float)), *vr = ew_alloc_array(wnv, sizeof(float));
+        st = pts && vr ? ew_ssl_volume(sm, &V) : ew_fail(EW_ERR_NOMEM, "demo: out of memory (learned intensity)");
+        if (st == EW_OK) {
+            for (int z = 0; z < wn; z++)
+                for (int y = 0; y < wn; y++)
+                    for (int x = 0; x < wn; x++) {
+                        float *o = pts + 3 * (((size_t)z * wn + y) * wn + x);
+                        o[0] = (float)((x - wc) * W->ds), o[1] = (float)((y - wc) * W->ds), o[2] = (float)((z - wc) * W->ds);
+                    }
+            const double I3[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+            ew_slice_trilinear(&V, I3, pts, wnv, vr);
+            ew_align_result_t ar;
+            st = ew_align_volumes(EW_ALIGN_INTENSITY, W->data, vr, wn, NULL, &ar);
+            if (st == EW_OK) ew_align_apply(&ar, vr, wn, ssl_al);
+            res->ssl_vol_ok = st == EW_OK;
+        }
+        ew_rvol_free(&V);
+        ew_free(pts);
+        ew_free(vr);
+        if (st != EW_OK) goto done;
+    }
     int gn;
     double gds;
     ew_ssl_model_grid(sm, &gn, &gds);
@@ -315,16 +341,17 @@ ew_status_t ew_demo_xfel(const ew_demo_config_t *c, ew_report_t *r, ew_demo_resu
     collect_t cl = {0};
     cl.npix = npix;
     size_t nf = 0;
-    float *model_al = NULL, *rho_true = NULL, *rho_t_al = NULL, *rho_e_al = NULL, *tiles = NULL;
+    float *model_al = NULL, *rho_true = NULL, *rho_t_al = NULL, *rho_e_al = NULL, *tiles = NULL, *ssl_al = NULL;
+    float *rho_s_al = NULL;
     uint8_t *known = NULL;
     ew_emc_sparse_t sp = {0};
     ew_emc_t *e = NULL;
     ew_rotgrid_t g = {0};
     ew_quat_t *qp = NULL;
     ew_orient_err_t oe = {0};
-    ew_shell_curve_t ifsc = {0}, dfsc_t = {0}, dfsc_e = {0};
-    ew_phase_result_t ph_t = {0}, ph_e = {0};
-    ew_rvol_t Ie = {0};
+    ew_shell_curve_t ifsc = {0}, dfsc_t = {0}, dfsc_e = {0}, dfsc_s = {0};
+    ew_phase_result_t ph_t = {0}, ph_e = {0}, ph_s = {0};
+    ew_rvol_t Ie = {0}, Is = {0};
     double *it_x = NULL, *it_ll = NULL, *it_mi = NULL, *it_rms = NULL, *it_conf = NULL, *sx = NULL, *sy = NULL;
     char **labels = NULL;
     int total_iters = 0;
@@ -692,25 +719,37 @@ ew_status_t ew_demo_xfel(const ew_demo_config_t *c, ew_report_t *r, ew_demo_resu
     ew_report_timing(r, "XFEL: compare with the truth", ew_time_now() - t);
 
     /* -- self-supervised model -- */
-    st = ssl_section(c, r, &cl, d, &m.W, res);
+    ssl_al = ew_alloc_array(nv, sizeof(float));
+    if (!ssl_al) {
+        st = EW_ERR_NOMEM;
+        goto done;
+    }
+    st = ssl_section(c, r, &cl, d, &m.W, res, ssl_al);
     if (st != EW_OK) goto done;
 
     /* -- phasing -- */
     ew_report_section(r, "xfel-phase", "XFEL: phasing into an electron density");
-    if (res->ssl_run && res->ssl_orient_median_deg > 45)
+    if (res->ssl_run && res->ssl_vol_ok && res->ssl_orient_median_deg <= 45)
         ew_report_note(r, "info",
                        "Intensities phased: (1) the true 3D intensity, as a reference for what phasing alone reaches, "
-                       "and (2) the EMC intensity. Not phased: the self-supervised model's intensity -- after the "
-                       "demo's short training its orientations are close to random (median error %.0f deg with the "
-                       "in-plane twin allowed), so its intensity is not the molecule's and phasing it would show "
-                       "nothing.",
+                       "(2) the EMC intensity and (3) the self-supervised model's intensity (both rotated onto the "
+                       "truth first).");
+    else if (res->ssl_run)
+        ew_report_note(r, "info",
+                       "Intensities phased: (1) the true 3D intensity, as a reference for what phasing alone reaches, "
+                       "and (2) the EMC intensity. Not phased: the self-supervised model's intensity -- its "
+                       "orientations are too far from the truth here (median error %.0f deg) for its intensity to be "
+                       "the molecule's.",
                        res->ssl_orient_median_deg);
     else
         ew_report_note(r, "info",
                        "Intensities phased: (1) the true 3D intensity, as a reference for what phasing alone reaches, "
-                       "and (2) the EMC intensity. The self-supervised model's intensity is not phased by the demo "
-                       "(`ewald xfel train` writes it as PREFIX_intensity.h5; `ewald phase` phases it).");
-    ew_report_param(r, "phasing", "intensities phased", "true intensity; EMC intensity (rotated onto the truth)", NULL);
+                       "and (2) the EMC intensity (the self-supervised model was not run).");
+    ew_report_param(r, "phasing", "intensities phased",
+                    res->ssl_run && res->ssl_vol_ok && res->ssl_orient_median_deg <= 45
+                        ? "true intensity; EMC and self-supervised intensities (rotated onto the truth)"
+                        : "true intensity; EMC intensity (rotated onto the truth)",
+                    NULL);
     t = ew_time_now();
     known = ew_alloc_array(nv, 1);
     rho_true = ew_alloc_array(nv, sizeof(float));
@@ -739,8 +778,20 @@ ew_status_t ew_demo_xfel(const ew_demo_config_t *c, ew_report_t *r, ew_demo_resu
     for (size_t i = 0; i < nv; i++) Ie.data[i] = model_al[i] > 0 ? model_al[i] : 0.0f;
     st = phase_and_compare(c, &Ie, known, rho_true, 2, rho_e_al, &ph_e, &dfsc_e, &ai_e);
     if (st != EW_OK) goto done;
+    int phase_ssl = res->ssl_run && res->ssl_vol_ok && res->ssl_orient_median_deg <= 45;
+    if (phase_ssl) {
+        ew_phase_align_t ai_s;
+        rho_s_al = ew_alloc_array(nv, sizeof(float));
+        st = rho_s_al ? ew_rvol_alloc(&Is, n, ds) : EW_ERR_NOMEM;
+        if (st != EW_OK) goto done;
+        for (size_t i = 0; i < nv; i++) Is.data[i] = ssl_al[i] > 0 ? ssl_al[i] : 0.0f;
+        st = phase_and_compare(c, &Is, known, rho_true, 3, rho_s_al, &ph_s, &dfsc_s, &ai_s);
+        if (st != EW_OK) goto done;
+        res->ssl_dfsc_res05 = curve_res(&dfsc_s, 0.5);
+    }
     double t_ph = ew_time_now() - t;
-    ew_report_timing(r, "XFEL: phasing (truth and EMC)", t_ph);
+    ew_report_timing(r, phase_ssl ? "XFEL: phasing (truth, EMC, self-supervised)" : "XFEL: phasing (truth and EMC)",
+                     t_ph);
     res->truth_dfsc_res05 = curve_res(&dfsc_t, 0.5);
     res->emc_dfsc_res05 = curve_res(&dfsc_e, 0.5);
     res->emc_dfsc_res0143 = curve_res(&dfsc_e, 0.143);
@@ -785,6 +836,8 @@ ew_status_t ew_demo_xfel(const ew_demo_config_t *c, ew_report_t *r, ew_demo_resu
         snprintf(lab, sizeof lab, "EMC FSC 0.5: %.1f A", res->emc_dfsc_res05);
         st = ew_plot_add_series(pl, dfsc_t.s, dfsc_t.value, (size_t)dfsc_t.nshell, "phased true intensity");
         if (st == EW_OK) st = ew_plot_add_series(pl, dfsc_e.s, dfsc_e.value, (size_t)dfsc_e.nshell, "phased EMC");
+        if (st == EW_OK && phase_ssl)
+            st = ew_plot_add_series(pl, dfsc_s.s, dfsc_s.value, (size_t)dfsc_s.nshell, "phased self-supervised");
         if (st == EW_OK) st = ew_plot_hline(pl, 0.5, "0.5");
         if (st == EW_OK) st = ew_plot_hline(pl, 0.143, "0.143");
         if (st == EW_OK && isfinite(res->emc_dfsc_res05)) st = ew_plot_vline(pl, 1 / res->emc_dfsc_res05, lab);
@@ -837,8 +890,10 @@ done:
     ew_free(it_x), ew_free(it_ll), ew_free(it_mi), ew_free(it_rms), ew_free(it_conf), ew_free(qp);
     ew_free(sx), ew_free(sy);
     ew_shell_curve_free(&ifsc), ew_shell_curve_free(&dfsc_t), ew_shell_curve_free(&dfsc_e);
-    ew_phase_result_free(&ph_t), ew_phase_result_free(&ph_e);
-    ew_rvol_free(&Ie);
+    ew_shell_curve_free(&dfsc_s);
+    ew_phase_result_free(&ph_t), ew_phase_result_free(&ph_e), ew_phase_result_free(&ph_s);
+    ew_rvol_free(&Ie), ew_rvol_free(&Is);
+    ew_free(ssl_al), ew_free(rho_s_al);
     ew_orient_err_free(&oe);
     ew_emc_free(e);
     ew_rotgrid_free(&g);
