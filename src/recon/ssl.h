@@ -116,7 +116,10 @@ typedef struct {
      * them; afterwards everything trains by the self-supervised loss alone.
      * emc_size 0: no EMC (the paper's pure gradient path). */
     int emc_size;           /* EMC super-pixel grid side: the patterns are binned by max(1, nx / emc_size)
-                               (which must divide nx); 0: no EMC start */
+                               (which must divide nx); 0: no EMC start. A speckle (1 / particle
+                               diameter in s) should span at least ~4 super-pixels: the default 64
+                               suits 2cex on the reference 128 x 128 detector (speckles ~10 px), a
+                               236 A particle such as 1bxr (3 px) needs 128 (no binning) */
     int emc_level_lo, emc_level_hi; /* 600-cell levels (geom.h) of the EMC rotation grids */
     int emc_iters;          /* EMC iterations per level */
     double refine_deg;      /* first step of the local orientation refinement (compass search on

@@ -155,9 +155,13 @@ static ew_status_t ssl_section(const ew_demo_config_t *c, ew_report_t *r, const 
     sc.threads = c->threads;
     sc.enc_size = d->nx % 32 == 0 ? 32 : d->nx / 2;
     sc.epochs = c->ssl_epochs;
-    /* the default recipe (docs/ssl.md), shrunk to the demo: EMC start on
-     * 2 x 2 super-pixels over the demo's EMC levels */
-    sc.emc_size = d->nx % 2 == 0 ? d->nx / 2 : d->nx;
+    /* the default recipe (docs/ssl.md), shrunk to the demo: EMC start over
+     * the demo's EMC levels, binned so that a speckle (speckle_px detector
+     * pixels, the demo's geometry) spans at least 4 super-pixels */
+    int bin = (int)(c->speckle_px / 4.0);
+    while (bin > 1 && d->nx % bin) bin--;
+    if (bin < 1) bin = 1;
+    sc.emc_size = d->nx / bin;
     sc.emc_level_lo = c->emc_level_lo;
     sc.emc_level_hi = c->emc_level_hi;
     sc.emc_iters = c->emc_iters;
@@ -223,7 +227,8 @@ static ew_status_t ssl_section(const ew_demo_config_t *c, ew_report_t *r, const 
     ew_report_paramf(r, "self-supervised", "loss / optimizer", NULL, "%s, AdamW lr %.1e (grid %.1e)",
                      sc.loss == EW_SSL_LOSS_POISSON ? "Poisson" : "MSE", sc.lr, sc.lr_grid);
     ew_report_text(r,
-                   "The self-supervised model (docs/ssl.md) starts from EMC on 2 x 2 binned patterns, refines each "
+                   "The self-supervised model (docs/ssl.md) starts from EMC on the patterns (binned so that a speckle spans "
+                   "at least 4 super-pixels), refines each "
                    "pattern's orientation continuously against the full-resolution intensity merged at them, and "
                    "trains its encoders on these pseudo-labels for %.1f epochs on %zu patterns (%lld steps; %.0f s "
                    "in all). Orientation error of the model's orientations against the truth (after the best "
