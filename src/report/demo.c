@@ -249,7 +249,7 @@ ew_status_t ew_demo_run(const ew_demo_config_t *c, ew_demo_results_t *res)
                    "This report comes from one command, `ewald demo`. On the structure shipped with ewald "
                    "(PDB 2cex, a 36 kDa sialic-acid binding protein) it simulated an X-ray free-electron laser (XFEL) "
                    "single-particle dataset, recovered the 3D diffraction intensity from the noisy patterns with "
-                   "expand-maximize-compress (EMC) from a random start (and, briefly, with the self-supervised model), phased it into an electron density, and "
+                   "expand-maximize-compress (EMC) from a random start and with the self-supervised model (EMC start, continuous orientation refinement, encoders), phased both into electron densities, and "
                    "compared every result with the known truth. It then simulated cryo-EM micrographs of the same "
                    "protein, with full physics and with the simpler GenEM preset, trained a short noise translation from the one to the other, "
                    "trained a particle picker on annotated micrographs and scored it on held-out ones, and reconstructed "
