@@ -10,6 +10,8 @@
  *          [--width W] [--smooth L] [--lr X] [--lr-grid X] [--poisson]
  *          [--c2f F] [--noaug] [--seed S] [--threads T] [--png loss.png]
  *          [--emc-size N] [--emc-lo L] [--emc-hi L] [--emc-iters N] [--refine DEG] [--rounds N] [--target-frac F]
+ *          [--oracle [--truth-labels]: decoder fixed at the true volume, (and the encoder regressing onto the
+ *          true orientations: a check that it can learn them at all)]
  *          [--ckpt PATH (checkpoint; resumed from when it exists)] [--max-steps N]
  * Defaults are the small CI-sized case (2cex, 32x32, 1000 patterns); the
  * issue's acceptance case is --det 128 --n 10000. Needs ../shared/data/pdb
@@ -56,6 +58,7 @@ static ew_status_t sink_fn(void *ctx, const ew_xfel_pattern_t *p, size_t count)
 
 int main(int argc, char **argv)
 {
+    int truth_labels = 0;
     int json = 0, det_n = 32, noaug = 0, poisson = 0, threads = 0, oracle = 0;
     size_t n = 1000;
     double fluence = 100, spread = 0.5, readout = 0.1, beamstop = -1;
@@ -74,6 +77,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--noaug") == 0) noaug = 1;
         else if (strcmp(a, "--poisson") == 0) poisson = 1;
         else if (strcmp(a, "--oracle") == 0) oracle = 1;
+        else if (strcmp(a, "--truth-labels") == 0) truth_labels = 1;
         else if (strcmp(a, "--check-search") == 0) oracle = 2;
         else if (strcmp(a, "--search-diag") == 0) search_diag = 1;
         else if (ARG("--search-level")) search_level = atoi(v);
@@ -214,7 +218,8 @@ int main(int argc, char **argv)
         /* check: the decoder fixed at the true volume, only the encoders learn */
         ew_ssl_config_t *mc = ew_ssl_model_config(m);
         mc->freeze_decoder = 1;
-        if (ew_ssl_model_set_volume(m, &xm.W) != EW_OK) {
+        if (ew_ssl_model_set_volume(m, &xm.W) != EW_OK ||
+            (truth_labels && ew_ssl_set_pseudo_labels(m, s.q, n) != EW_OK)) {
             fprintf(stderr, "bench_ssl: %s\n", ew_error_message());
             return 1;
         }

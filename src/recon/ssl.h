@@ -250,6 +250,14 @@ ew_status_t ew_ssl_refine(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *
  * none (no EMC start, or not trained yet in this process). */
 ew_status_t ew_ssl_pseudo_labels(const ew_ssl_model_t *m, ew_quat_t *q, size_t n);
 
+/* Replace the pseudo-labels with the orientations q (n, one per training
+ * pattern; e.g. from EMC run separately, or the truth for checks): the
+ * orientation encoder then regresses onto them during the first
+ * target_frac of the steps (the EMC start must be configured, emc_size >
+ * 0, and is skipped when the decoder was set with ew_ssl_model_set_volume).
+ * EW_ERR_NOMEM on failure, the labels unchanged. */
+ew_status_t ew_ssl_set_pseudo_labels(ew_ssl_model_t *m, const ew_quat_t *q, size_t n);
+
 /* Orientations by exhaustive search instead of the encoder: for each
  * pattern of d, the rotation of the 600-cell grid of the model's
  * search_level (3 if 0) with the lowest Poisson loss against the current

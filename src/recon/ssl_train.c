@@ -1163,6 +1163,17 @@ ew_status_t ew_ssl_refine(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *
     return st;
 }
 
+ew_status_t ew_ssl_set_pseudo_labels(ew_ssl_model_t *m, const ew_quat_t *q, size_t n)
+{
+    double *t = ew_alloc_array(9 * (n ? n : 1), sizeof(double));
+    if (!t) return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for %zu pseudo-labels", n);
+    for (size_t i = 0; i < n; i++) ew_quat_to_mat(q[i], t + 9 * i);
+    ew_free(m->tgt);
+    m->tgt = t;
+    m->ntgt = n;
+    return EW_OK;
+}
+
 ew_status_t ew_ssl_pseudo_labels(const ew_ssl_model_t *m, ew_quat_t *q, size_t n)
 {
     if (!m->tgt || m->ntgt != n)
