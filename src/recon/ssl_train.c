@@ -45,10 +45,12 @@ static ew_status_t check_data(const ew_ssl_model_t *m, const ew_ssl_data_t *d)
  * photons at 128 x 128, and the likelihood's optimum drifts by ~10 degrees
  * from the true orientation. With the MSE (the reference): the recorded
  * value clamped at 0. */
+static inline float photon_count(float x) { return x >= 0.5f ? floorf(x + 0.5f) : 0.0f; }
+
 static inline float pixel_value(const ew_ssl_model_t *m, float x)
 {
     if (!(x > 0)) return 0.0f;
-    return m->cfg.loss == EW_SSL_LOSS_POISSON ? (x >= 0.5f ? floorf(x + 0.5f) : 0.0f) : x;
+    return m->cfg.loss == EW_SSL_LOSS_POISSON ? photon_count(x) : x;
 }
 
 /* Good pixels with |s| <= cut (pixels are sorted by |s|). */
@@ -276,6 +278,14 @@ static void spx_counts(const ew_ssl_model_t *m, const spx_t *S, const float *cou
     for (size_t p = 0; p < m->npix; p++)
         if (S->of_pix[p] >= 0 && counts[p] > 0) cs[S->of_pix[p]] += counts[p];
     for (size_t j = 0; j < S->n; j++) xs[j] = log1pf((float)m->c * cs[j]);
+}
+
+/* A recorded pattern x as the model sees it (pixel_value, into cb, npix)
+ * and summed on the super-pixels (cs, xs as spx_counts). */
+static void spx_load(const ew_ssl_model_t *m, const spx_t *S, const float *x, float *cb, float *cs, float *xs)
+{
+    for (size_t p = 0; p < m->npix; p++) cb[p] = pixel_value(m, x[p]);
+    spx_counts(m, S, cb, cs, xs);
 }
 
 /* Index of the rotation of rot (nrot row-major matrices) with the lowest
@@ -515,6 +525,9 @@ static ew_status_t init_decoder(ew_ssl_model_t *m, const ew_ssl_data_t *d)
 
 /* ------------------------------------------------ local orientation refinement */
 
+/* Super-pixel binning of the refinement: the EMC start's, else the encoder's. */
+static int refine_bin(const ew_ssl_model_t *m) { return m->cfg.emc_size > 0 ? m->emc_bin : m->bin; }
+
 /* out = Q_a(t) R: R rotated by angle t (radians) about lab axis a. */
 static void rot_about(int a, double t, const double R[9], double out[9])
 {
@@ -608,8 +621,7 @@ static ew_status_t refine_all(ew_ssl_model_t *m, const ew_ssl_data_t *d, double 
 #pragma omp for schedule(dynamic, 8)
         for (size_t i = 0; i < d->n; i++) {
             const float *x = d->data + i * m->npix;
-            for (size_t p = 0; p < m->npix; p++) cb[p] = pixel_value(m, x[p]);
-            spx_counts(m, &S, cb, cs, xs);
+            spx_load(m, &S, x, cb, cs, xs);
             double *Ri = R + 9 * i, s0 = fit_scale(m, &S, cs, Ri);
             if (twin) {
                 double Rt[9];
@@ -689,7 +701,7 @@ static void spx_photons(const ew_ssl_model_t *m, const spx_t *S, const float *x,
 {
     memset(cnt, 0, S->n * sizeof(uint32_t));
     for (size_t p = 0; p < m->npix; p++)
-        if (S->of_pix[p] >= 0 && x[p] >= 0.5f) cnt[S->of_pix[p]] += (uint32_t)floorf(x[p] + 0.5f);
+        if (S->of_pix[p] >= 0) cnt[S->of_pix[p]] += (uint32_t)photon_count(x[p]);
 }
 
 /* EMC (recon/emc.h) on the patterns binned to emc_size^2 from a random
@@ -1116,8 +1128,7 @@ ew_status_t ew_ssl_search(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *
 #pragma omp for schedule(dynamic, 4)
         for (size_t i = 0; i < d->n; i++) {
             const float *x = d->data + i * m->npix;
-            for (size_t p = 0; p < m->npix; p++) cb[p] = pixel_value(m, x[p]);
-            spx_counts(m, &S, cb, cs, xs);
+            spx_load(m, &S, x, cb, cs, xs);
             long kb = search_best(m, &S, cs, xs, sc[i], rot, rg.n);
             q[i] = rg.quat[kb < 0 ? 0 : kb];
         }
@@ -1142,7 +1153,7 @@ static ew_status_t orient_mats(ew_ssl_model_t *m, const ew_ssl_data_t *d, double
     EW_TRY(st);
     if (m->cfg.decoder == EW_SSL_DEC_SIREN_PIXEL || !(m->cfg.refine_deg > 0)) return EW_OK;
     EW_TRY(ew_ssl_decoder_grid(m));
-    int bin = m->cfg.emc_size > 0 ? m->emc_bin : m->bin;
+    int bin = refine_bin(m);
     return refine_all(m, d, R, scale, bin, 1, m->cfg.refine_deg);
 }
 
@@ -1156,7 +1167,7 @@ ew_status_t ew_ssl_refine(ew_ssl_model_t *m, const ew_ssl_data_t *d, ew_quat_t *
     if (!R) return ew_fail(EW_ERR_NOMEM, "ssl: out of memory for %zu orientations", d->n);
     for (size_t i = 0; i < d->n; i++) ew_quat_to_mat(q[i], R + 9 * i);
     ew_status_t st = ew_ssl_decoder_grid(m);
-    int bin = m->cfg.emc_size > 0 ? m->emc_bin : m->bin;
+    int bin = refine_bin(m);
     if (st == EW_OK) st = refine_all(m, d, R, scale, bin, twin, step_deg);
     for (size_t i = 0; st == EW_OK && i < d->n; i++) q[i] = ew_mat_to_quat(R + 9 * i);
     ew_free(R);
